@@ -1,0 +1,200 @@
+"""The embedded local AWS server: moto's WSGI app, engines installed, plus a small control API.
+
+All AWS services answer on one loopback port (routing by the SigV4 credential scope, as moto does).
+Paths under ``/_labkit/`` are labkit's own control API (ping, clock, reset, engine extras such as
+the e-mail outbox); engines add routes with ``@control_route("name")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import pkgutil
+import socket
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+from labkit.errors import LabkitError
+from labkit.local import clock
+
+__all__ = ["LocalAWS", "control_route", "on_reset", "background", "install_engines"]
+
+PING_PATH = "/_labkit/ping"
+_routes: dict[str, Callable[[dict], Any]] = {}
+_reset_hooks: list[Callable[[], None]] = []
+_installed = False
+_install_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def control_route(name: str):
+    """Register ``fn(payload: dict) -> JSON-able`` at ``/_labkit/<name>``."""
+
+    def register(fn):
+        _routes[name] = fn
+        return fn
+
+    return register
+
+
+def on_reset(fn: Callable[[], None]) -> Callable[[], None]:
+    """Register an engine's own state wipe, run by ``/_labkit/reset`` after moto's reset."""
+    if fn not in _reset_hooks:
+        _reset_hooks.append(fn)
+    return fn
+
+
+def background(fn: Callable[..., Any], *args, **kwargs) -> Future:
+    """Run long work (training, crawls, job runs) off the request thread, like AWS's async APIs."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="labkit-worker")
+    return _pool.submit(_logged, fn, *args, **kwargs)
+
+
+def _logged(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except Exception:
+        logging.getLogger("labkit.worker").exception("background task %r failed", fn)
+        raise
+
+
+def install_engines() -> list[str]:
+    """Import every engine module in labkit.local and call its ``install()`` once per process."""
+    global _installed
+    with _install_lock:
+        import labkit.local as package
+
+        names = []
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+            if info.name in {"server", "clock"}:
+                continue
+            module = importlib.import_module(f"labkit.local.{info.name}")
+            if callable(getattr(module, "install", None)):
+                names.append(info.name)
+                if not _installed:
+                    module.install()
+        _installed = True
+        return names
+
+
+@control_route("ping")
+def _ping(_payload):
+    from labkit import __version__
+
+    return {"labkit": __version__, "now": clock.now().isoformat()}
+
+
+@control_route("clock")
+def _clock(payload):
+    seconds = float(payload.get("seconds", 0))
+    if seconds:
+        clock.advance(seconds)
+    else:
+        clock.tick()
+    return {"now": clock.now().isoformat(), "offset_seconds": clock.offset().total_seconds()}
+
+
+@control_route("reset")
+def _reset(_payload):
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+    for hook in list(_reset_hooks):
+        hook()
+    clock.reset()
+    return {"reset": True}
+
+
+class _ControlMiddleware:
+    """WSGI wrapper: ``/_labkit/*`` goes to labkit's control routes, everything else to moto."""
+
+    def __init__(self, moto_app):
+        self.moto_app = moto_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/_labkit/"):
+            return self.moto_app(environ, start_response)
+        name = path[len("/_labkit/"):].strip("/")
+        handler = _routes.get(name)
+        if handler is None:
+            return self._respond(start_response, 404, {"error": f"no labkit route {name!r}"})
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            payload = json.loads(raw) if raw else {}
+            return self._respond(start_response, 200, handler(payload))
+        except Exception as exc:  # report, never crash the server
+            logging.getLogger("labkit.server").exception("control route %s failed", name)
+            return self._respond(start_response, 500, {"error": f"{type(exc).__name__}: {exc}"})
+
+    @staticmethod
+    def _respond(start_response, status, body):
+        data = json.dumps(body, default=str).encode()
+        reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
+        start_response(f"{status} {reason}", [("Content-Type", "application/json"),
+                                               ("Content-Length", str(len(data)))])
+        return [data]
+
+
+class LocalAWS:
+    """One embedded local AWS on 127.0.0.1 (loopback only, by design)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        if host not in {"127.0.0.1", "localhost", "::1"}:
+            raise LabkitError(f"labkit serves on loopback only; {host!r} is not a loopback address")
+        self.host = "127.0.0.1" if host == "localhost" else host
+        self.port = port
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._ticker_stop = threading.Event()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "LocalAWS":
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        install_engines()
+        app = _ControlMiddleware(DomainDispatcherApplication(create_backend_app))
+        try:
+            self._server = make_server(self.host, self.port, app, threaded=True,
+                                       request_handler=MotoRequestHandler)
+        except (OSError, SystemExit) as exc:
+            if self.port and _port_in_use(self.host, self.port):
+                raise LabkitError(f"port {self.port} on {self.host} is already in use; choose another "
+                                  f"with --port N, or --port 0 for any free port") from None
+            raise LabkitError(f"cannot start the local AWS on {self.host}:{self.port}: {exc}") from None
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="labkit-server",
+                                        daemon=True)
+        self._thread.start()
+        threading.Thread(target=self._tick_forever, name="labkit-clock", daemon=True).start()
+        return self
+
+    def _tick_forever(self, every: float = 2.0) -> None:
+        while not self._ticker_stop.wait(every):
+            clock.tick()
+
+    def stop(self) -> None:
+        self._ticker_stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex((host, port)) == 0
