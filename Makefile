@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-PIP_QUIET := 2>&1 | grep -v "^WARNING: Location" || true
+PIP := $(BIN)/pip install -q --disable-pip-version-check
+# pip here warns about unused local index folders; keep the log readable without hiding failures
+QUIET := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
 .PHONY: venv test test-fast book lab release grade selfcheck course bench clean
 
@@ -15,8 +17,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the pinned course environment into $(VENV) (first time: a few minutes)..."
-	@set -o pipefail; $(BIN)/pip install -q --disable-pip-version-check -r requirements.txt $(PIP_QUIET)
-	@$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . $(PIP_QUIET)
+	@set -o pipefail; $(PIP) -r requirements.txt $(QUIET)
+	@set -o pipefail; $(PIP) --no-deps -e . $(QUIET)
 	@$(BIN)/python -c "import labkit, boto3, moto, duckdb, sklearn, nbgrader" || { echo "environment is incomplete"; exit 1; }
 	@touch $@
 
