@@ -35,3 +35,23 @@ def local_aws():
 
     handle = labkit.connect(quiet=True)
     yield handle
+
+
+def execute_notebook(path: Path, env: dict[str, str] | None = None, timeout: int = 600,
+                     allow_errors: bool = False):
+    """Execute a notebook top to bottom in a fresh kernel (its own embedded local AWS) and return
+    the executed nbformat object. The kernel's working directory is the notebook's folder."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env if env is not None else clean_env())
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
+                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return nb
