@@ -31,6 +31,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
 book: $(STAMP)
+	$(BIN)/python book/make_toc.py
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The course site is at $(CURDIR)/_build/html/index.html"
 
