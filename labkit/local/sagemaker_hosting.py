@@ -864,6 +864,46 @@ def _patch_transform() -> None:
     SageMakerModelBackend.describe_transform_job = describe_transform_job
 
 
+# --------------------------------------------------------------------------------------------
+# Application Auto Scaling for endpoint variants
+# --------------------------------------------------------------------------------------------
+def _patch_autoscaling() -> None:
+    """moto stores targets and policies but checks neither: AWS requires the endpoint variant to
+    exist (register) and a registered target (put_scaling_policy)."""
+    from moto.applicationautoscaling.exceptions import AWSValidationException
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+    from moto.core.exceptions import JsonRESTError
+
+    original_register = ApplicationAutoscalingBackend.register_scalable_target
+    original_put = ApplicationAutoscalingBackend.put_scaling_policy
+
+    def register_scalable_target(self, namespace, r_id, dimension, *args, **kwargs):
+        if namespace == "sagemaker" and r_id.startswith("endpoint/"):
+            from moto.sagemaker.models import sagemaker_backends
+
+            parts = r_id.split("/")
+            backend = sagemaker_backends[self.account_id][self.region_name]
+            endpoint = backend.endpoints.get(parts[1]) if len(parts) == 4 else None
+            if endpoint is None or parts[2] != "variant" or not any(
+                    v["VariantName"] == parts[3] for v in endpoint.production_variants):
+                raise AWSValidationException(f"The endpoint variant {r_id} does not exist "
+                                             "(ResourceId must be endpoint/<endpoint>/variant/<variant>)")
+        return original_register(self, namespace, r_id, dimension, *args, **kwargs)
+
+    def put_scaling_policy(self, policy_name, service_namespace, resource_id, scalable_dimension,
+                           *args, **kwargs):
+        if service_namespace == "sagemaker" and not self._scalable_target_exists(resource_id,
+                                                                                  scalable_dimension):
+            raise JsonRESTError("ObjectNotFoundException",
+                                f"No scalable target registered for service namespace: sagemaker, "
+                                f"resource ID: {resource_id}, scalable dimension: {scalable_dimension}")
+        return original_put(self, policy_name, service_namespace, resource_id, scalable_dimension,
+                            *args, **kwargs)
+
+    ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target
+    ApplicationAutoscalingBackend.put_scaling_policy = put_scaling_policy
+
+
 def _reset() -> None:
     with _lock:
         _endpoints.clear()
@@ -877,4 +917,5 @@ def install() -> None:
     _patch_control_plane()
     _patch_runtime()
     _patch_transform()
+    _patch_autoscaling()
     on_reset(_reset)
