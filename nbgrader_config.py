@@ -1,4 +1,14 @@
-"""nbgrader settings: the repository root is the course directory."""
+"""nbgrader settings: the repository root is the course directory.
+
+Also copied into the scratch course directories that ``python -m grader selfcheck`` builds, so every
+setting here applies to real grading and to the self-check alike.
+"""
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+
+from grader.preprocessors import GuardedExecute, LimitOutputSize, ScrubHiddenTracebacks
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
@@ -6,3 +16,27 @@ c.CourseDirectory.root = "."
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "labs"
 c.CourseDirectory.course_id = "mlaws-labs"
+# Files of a lab folder that are never copied into releases or submissions.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".labkit"]
+
+# Execution. A training or tuning cell in local mode takes well under a minute; 10 minutes per
+# cell leaves room for a slow machine. The whole notebook gets at most 30 minutes.
+c.Execute.timeout = 600
+c.Execute.iopub_timeout = 10  # after an interrupt: how long to wait for the kernel to go idle
+c.GuardedExecute.submission_timeout = 1800
+
+# Autograde: nbgrader's own chain with Execute replaced by GuardedExecute (a deaf or dead kernel
+# costs the cells that could not run, not the whole submission) and a character cap on output.
+c.Autograde.autograde_preprocessors = [
+    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+]
+c.LimitOutput.max_lines = 500
+c.LimitOutputSize.max_chars = 20000
+# A learner who deletes a graded or locked cell gets it back (and run) from the gradebook copy.
+c.OverwriteCells.add_missing_cells = True
+
+# Feedback never shows hidden test source: tracebacks in hidden-test cells are cut to the message,
+# then the hidden blocks themselves are removed.
+c.GenerateFeedback.preprocessors = [GetGrades, ScrubHiddenTracebacks, ClearHiddenTests,
+                                    CSSHTMLHeaderPreprocessor]

@@ -1,0 +1,69 @@
+"""``python -m grader release|autograde|selfcheck|course`` (the Makefile's release, grade,
+selfcheck and course targets)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from grader.course import REPO, labs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    parser.add_argument("--root", type=Path, default=REPO,
+                        help="course directory (holds nbgrader_config.py and solutions/); default: the repo")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="generate labs/ from solutions/ (all labs or one)")
+    p.add_argument("lab", nargs="?")
+
+    p = sub.add_parser("autograde", help="grade submitted/<student>/LAB in parallel, then CSV + feedback")
+    p.add_argument("lab", nargs="?", help="a lab id or number; default: every lab with submissions")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--student", action="append", help="grade only these students (repeatable)")
+    p.add_argument("--cell-timeout", type=int, help="seconds per cell (default: nbgrader_config.py)")
+    p.add_argument("--time-limit", type=int, help="seconds per notebook (default: nbgrader_config.py)")
+    p.add_argument("--no-feedback", action="store_true")
+
+    p = sub.add_parser("selfcheck", help="solution → full marks, released notebook → zero, per lab")
+    p.add_argument("lab", nargs="?")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+
+    p = sub.add_parser("course", help="run every solution notebook on the local AWS: status, score, time")
+    p.add_argument("lab", nargs="?")
+
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    if args.command == "release":
+        from grader.release import release
+
+        done = release(root, args.lab)
+        print(f"released {len(done)} lab(s) into {root / 'labs'}: {', '.join(done) or 'none found in solutions/'}")
+        return 0
+    if args.command == "autograde":
+        from grader.autograde import autograde, submissions
+
+        chosen = labs(root, args.lab) if args.lab else [lab for lab in labs(root) if submissions(root, lab)]
+        if not chosen:
+            print(f"nothing to grade: no submitted/<student>/<LAB> folders under {root}")
+            return 0
+        for lab in chosen:
+            autograde(root, lab, jobs=args.jobs, students=args.student, cell_timeout=args.cell_timeout,
+                      time_limit=args.time_limit, feedback=not args.no_feedback)
+        return 0
+    if args.command == "selfcheck":
+        from grader.selfcheck import selfcheck
+
+        return 0 if selfcheck(root, args.lab, jobs=args.jobs) else 1
+    if args.command == "course":
+        from grader.run_course import run_course
+
+        return 0 if run_course(root, args.lab) else 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""nbgrader preprocessors that make autograde survive hostile or broken submissions.
+
+``GuardedExecute`` replaces nbgrader's ``Execute`` in autograde: a cell that runs past the per-cell
+limit is interrupted (as nbgrader does), but a cell that ignores the interrupt, or a kernel that
+dies (``os._exit``, a crash), no longer drops the whole submission: the kernel is stopped, every
+remaining cell gets an error output saying why it did not run (so its points are 0), and the cells
+already run keep their grades. A per-submission time budget bounds the whole notebook.
+
+``LimitOutputSize`` caps output by characters (nbgrader's ``LimitOutput`` counts lines only, so one
+10 MB line would survive). ``ScrubHiddenTracebacks`` (feedback) reduces errors in cells with hidden
+tests to ``Name: message``: a traceback would otherwise quote hidden test lines.
+
+Everything noteworthy is appended to ``EVENTS`` (cell id, message), which the grading worker turns
+into the recorded reasons for lost points.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from time import monotonic
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from traitlets import Integer
+
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+
+EVENTS: list[tuple[str, str]] = []
+HIDDEN_MARK = "BEGIN HIDDEN TESTS"
+
+
+def cell_name(cell, index: int) -> str:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id") or f"cell {index}"
+
+
+def error_output(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                        traceback=[f"{ename}: {evalue}"])
+
+
+class GuardedExecute(Execute):
+    """nbgrader's Execute with a per-submission budget and recovery from dead or deaf kernels."""
+
+    submission_timeout = Integer(
+        600, help="Seconds one notebook may run in total; cells after that are not run (0 points)."
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._deadline = monotonic() + self.submission_timeout
+        self._cell_timeout = self.timeout
+        self._stopped: str | None = None
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self.timeout = self._cell_timeout
+
+    def _skip(self, cell, index):
+        cell.outputs = [error_output("NotRun", f"this cell did not run: {self._stopped}")]
+        cell.execution_count = None
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        name = cell_name(cell, index)
+        remaining = self._deadline - monotonic()
+        if self._stopped is None and remaining < 1:
+            self._stopped = f"the submission used up its {self.submission_timeout} s time limit"
+            EVENTS.append((name, self._stopped))
+            self._kill_kernel()
+        if self._stopped is not None:
+            self._skip(cell, index)
+            return cell, resources
+        self.timeout = int(max(1, min(self._cell_timeout or remaining, remaining)))
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._stopped = f"the kernel died while running {name} (os._exit, a crash or out of memory)"
+            EVENTS.append((name, self._stopped))
+            cell.outputs = list(cell.get("outputs", [])) + [error_output("DeadKernelError", self._stopped)]
+        except CellTimeoutError:
+            self._stopped = (f"{name} ignored the interrupt sent after its {self.timeout} s time limit; "
+                             "the kernel was stopped")
+            EVENTS.append((name, self._stopped))
+            self._kill_kernel()
+            cell.outputs = list(cell.get("outputs", [])) + [error_output("CellTimeoutError", self._stopped)]
+        else:
+            if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
+                EVENTS.append((name, f"{name} ran past the {self.timeout} s cell time limit and was "
+                                     "interrupted"))
+        return cell, resources
+
+    def _kill_kernel(self) -> None:
+        """SIGKILL the kernel's process group (the kernel and anything it started)."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        pid = getattr(process, "pid", None)
+        if not pid:
+            return
+        try:
+            group = os.getpgid(pid)
+            if group != os.getpgid(0):
+                os.killpg(group, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class LimitOutputSize(NbGraderPreprocessor):
+    """Truncate each cell's text output to ``max_chars`` characters (streams and text data)."""
+
+    max_chars = Integer(20000, help="Characters of output kept per cell (-1: no limit).").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or self.max_chars < 0:
+            return cell, resources
+        budget, dropped = self.max_chars, 0
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                texts = [("text", output)]
+            elif output.output_type in ("display_data", "execute_result"):
+                texts = [(k, output.data) for k, v in output.get("data", {}).items() if isinstance(v, str)]
+            else:
+                continue
+            for key, holder in texts:
+                text = holder[key]
+                if len(text) > budget:
+                    dropped += len(text) - budget
+                    holder[key] = text[:budget] + ("\n... output truncated by the grader ...\n"
+                                                   if key in ("text", "text/plain") else "")
+                    budget = 0
+                else:
+                    budget -= len(text)
+        if dropped:
+            EVENTS.append((cell_name(cell, index), f"{dropped:,} characters of output were cut "
+                                                   f"(limit {self.max_chars:,} per cell)"))
+        return cell, resources
+
+
+class ScrubHiddenTracebacks(NbGraderPreprocessor):
+    """In cells holding hidden tests, keep only ``Name: message`` of errors (no quoted source)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and HIDDEN_MARK in cell.source:
+            for output in cell.outputs:
+                if output.output_type == "error":
+                    output.traceback = [f"{output.ename}: {output.evalue}"]
+        return cell, resources
