@@ -1,0 +1,1 @@
+"""Runtime files put on PYTHONPATH for local Glue Python shell jobs (not an engine)."""

@@ -1,0 +1,1 @@
+"""A minimal ``awsglue`` for local Python shell jobs: only ``awsglue.utils.getResolvedOptions``."""
