@@ -132,6 +132,10 @@ def install() -> None:
         stop(self.sagemaker_backend, self._get_param("TrainingJobName"))
         return EmptyResult()
 
+    from moto.iam import responses as iam_responses
+
+    if not hasattr(iam_responses.IamResponse, "simulate_principal_policy"):
+        iam_responses.IamResponse.simulate_principal_policy = _simulate_principal_policy
     models.SageMakerModelBackend.create_training_job = create_training_job
     responses.SageMakerResponse.create_training_job = response_create_training_job
     responses.SageMakerResponse.stop_training_job = stop_training_job
@@ -139,6 +143,19 @@ def install() -> None:
     from labkit.local.server import on_reset
 
     on_reset(_reset)
+
+
+def _simulate_principal_policy(self):
+    """iam:SimulatePrincipalPolicy, which ModelTrainer calls before staging code. The local AWS
+    enforces no IAM policies, so every action is 'allowed' (the honest local answer)."""
+    from moto.core.responses import ActionResult
+
+    actions = self._get_multi_param("ActionNames.member")
+    resources = self._get_multi_param("ResourceArns.member") or ["*"]
+    results = [{"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": "allowed",
+                "MatchedStatements": [], "MissingContextValues": []}
+               for action in actions for resource in resources]
+    return ActionResult({"EvaluationResults": results, "IsTruncated": False})
 
 
 def _reset() -> None:
@@ -479,7 +496,7 @@ def _command(run: _Run, kind: str, ml: Path) -> tuple[list[str], dict, Path]:
             [str(Path(__file__).resolve().parents[2])] + [p for p in [env.get("PYTHONPATH")] if p])
         return command, env, ml
     code = ml / "code"
-    if "sm_drivers" in channels:  # SDK v3 ModelTrainer: code channel + sourcecode.json
+    if "sagemaker_program" not in raw_hps:  # SDK v3 ModelTrainer: code channel + sourcecode.json
         drivers = ml / "input/data/sm_drivers"
         source = json.loads((drivers / "sourcecode.json").read_text() or "{}")
         code_channel = ml / "input/data/code"
