@@ -1,0 +1,142 @@
+"""Build the course site once per test session and inspect what it publishes.
+
+Shared by tests/test_book.py and tests/test_browser.py (pytest puts tests/ on sys.path), so a
+session that runs both builds the book once. The checks are plain functions taking a folder, so
+they are tested on deliberately broken sites as well as on the real one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import html.parser
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "book"))
+import make_toc  # noqa: E402  (book/make_toc.py: the TOC generator under test)
+
+# Strings that only instructor material contains: nbgrader solution regions, hidden test blocks and
+# the hidden checks' import. None of them may appear anywhere in the published site.
+FORBIDDEN = ("### BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "grader.checks")
+TEXT_SUFFIXES = {".html", ".js", ".json", ".ipynb", ".md", ".txt", ".inv", ".py", ".css", ".log"}
+WARNING = re.compile(r"\bWARNING\b|\bERROR\b")
+
+
+def _clean_env() -> dict[str, str]:
+    """The build always runs the book in local mode: no AWS/labkit variables may leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LABKIT_"))}
+    env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+    return env
+
+
+@dataclass
+class Build:
+    root: Path          # the book's source folder
+    output: Path        # --path-output
+    returncode: int
+    log: str
+
+    @property
+    def html(self) -> Path:
+        return self.output / "_build" / "html"
+
+    def warnings(self) -> list[str]:
+        """Sphinx warning/error lines (the kernel's TCP notice is a log line, not a Sphinx warning)."""
+        return [line for line in self.log.splitlines()
+                if WARNING.search(line) and "[IPKernelApp]" not in line]
+
+
+def build(root: Path, output: Path, timeout: float = 900) -> Build:
+    """``jupyter-book build ROOT -W -n --keep-going`` into OUTPUT (what ``make book`` runs)."""
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jupyter_book), "build", str(root), "--path-output", str(output),
+                           "-W", "-n", "--keep-going"], cwd=root, env=_clean_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    return Build(root, output, proc.returncode, proc.stdout + proc.stderr)
+
+
+@functools.lru_cache(maxsize=1)
+def real_book() -> Build:
+    """The repository's own book, built once per session into a temporary folder."""
+    output = Path(tempfile.mkdtemp(prefix="book-build-"))
+    atexit.register(shutil.rmtree, output, ignore_errors=True)
+    return build(REPO, output)
+
+
+def find_leaks(html_dir: Path) -> list[tuple[str, str]]:
+    """(file, forbidden string) for every instructor-only string in any published text file."""
+    leaks = []
+    for path in sorted(html_dir.rglob("*")):
+        if not path.is_file() or path.suffix not in TEXT_SUFFIXES:
+            continue
+        text = path.read_text(errors="replace")
+        leaks += [(str(path.relative_to(html_dir)), s) for s in FORBIDDEN if s in text]
+    return leaks
+
+
+class _NavLinks(html.parser.HTMLParser):
+    """hrefs inside the sidebar ``<nav class="... bd-docs-nav">`` of a sphinx-book-theme page."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth = 0      # >0 while inside the docs nav
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "nav" and "bd-docs-nav" in (attrs.get("class") or ""):
+            self.depth = 1
+        elif tag == "nav" and self.depth:
+            self.depth += 1
+        elif tag == "a" and self.depth and attrs.get("href"):
+            self.links.append(attrs["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "nav" and self.depth:
+            self.depth -= 1
+
+
+def nav_pages(html_dir: Path, page: str = "book/intro.html") -> set[str]:
+    """Site-relative paths (``labs/01-x/01-x.html``) the navigation of ``page`` links to."""
+    parser = _NavLinks()
+    parser.feed((html_dir / page).read_text())
+    base = (html_dir / page).parent
+    pages = set()
+    for href in parser.links:
+        href = href.split("#", 1)[0]
+        if not href or "://" in href:
+            continue
+        pages.add((base / href).resolve().relative_to(html_dir.resolve()).as_posix())
+    return pages
+
+
+def toc_files(root: Path) -> list[str]:
+    """Every file listed in ROOT/_toc.yml (suffix-less, as jupyter-book writes them)."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return files
+
+
+def labs_missing_from_nav(root: Path, html_dir: Path) -> list[str]:
+    """Labs present in ROOT/labs/ whose page is not linked from the site navigation."""
+    linked = nav_pages(html_dir)
+    return [path for path in (f"{p}.html" for p in make_toc.labs(root).values()) if path not in linked]

@@ -1,0 +1,178 @@
+"""The course site: generated TOC, a warning-free build, nothing instructor-only published, every lab
+reachable from the navigation with launch and download buttons.
+
+The real book is built once (tests/bookbuild.py); the same checks also run on small synthetic books
+with a known defect, so each check is shown to fail when it should.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from bookbuild import (FORBIDDEN, REPO, build, find_leaks, labs_missing_from_nav, make_toc,
+                       nav_pages, real_book, toc_files)
+
+READING_CHAPTERS = ("book/data-engineering", "book/modelling", "book/operations", "book/dataset")
+
+
+# --- helpers: a tiny book in a temporary folder ----------------------------------------------------
+def student_notebook(title: str, extra_cells: list | None = None) -> nbformat.NotebookNode:
+    """A notebook shaped like a released lab: markdown, a solution cell stub, a visible check."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nObjectives: build something real."),
+                nbformat.v4.new_code_cell("import labkit\naws = labkit.connect()"),
+                nbformat.v4.new_code_cell("# YOUR CODE HERE\nraise NotImplementedError()"),
+                nbformat.v4.new_code_cell("assert answer == 42, 'compute the answer first'")]
+    nb.cells += extra_cells or []
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
+    return nb
+
+
+def add_lab(root: Path, slug: str, nb: nbformat.NotebookNode | None = None) -> None:
+    folder = root / "labs" / slug
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb or student_notebook(slug), folder / f"{slug}.ipynb")
+
+
+def mini_book(root: Path) -> Path:
+    """A book with the real _config.yml, two labs and a fidelity page; the TOC comes from make_toc."""
+    (root / "book" / "fidelity").mkdir(parents=True)
+    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    (root / "book" / "intro.md").write_text("# Mini course\n\nA test book.\n")
+    (root / "book" / "fidelity.md").write_text("# Fidelity\n\nPer service below.\n")
+    (root / "book" / "fidelity" / "s3.md").write_text("# S3\n\nLifecycle rules are validated.\n")
+    add_lab(root, "01-billing-alarms")
+    add_lab(root, "06-eda")
+    make_toc.main(["--root", str(root)])
+    return root
+
+
+# --- the TOC generator ------------------------------------------------------------------------------
+def test_committed_toc_is_what_make_toc_writes():
+    assert make_toc.main(["--check"]) == 0, "run `python book/make_toc.py` and commit _toc.yml"
+
+
+def test_make_toc_lists_present_labs_and_pages_in_their_parts(tmp_path):
+    (tmp_path / "book" / "fidelity").mkdir(parents=True)
+    for page in ("intro", "setup", "data-engineering", "fidelity", "troubleshooting", "glossary"):
+        (tmp_path / "book" / f"{page}.md").write_text(f"# {page}\n")
+    (tmp_path / "book" / "fidelity" / "s3.md").write_text("# S3\n")
+    (tmp_path / "book" / "fidelity" / "athena.md").write_text("# Athena\n")
+    add_lab(tmp_path, "01-billing-alarms")
+    add_lab(tmp_path, "09-endpoints")
+    (tmp_path / "labs" / "03-athena").mkdir()          # folder without its notebook: not a lab yet
+    (tmp_path / "labs" / "README.md").write_text("x")
+
+    toc = make_toc.build_toc(tmp_path)
+    parts = {p["caption"]: [c["file"] for c in p["chapters"]] for p in toc["parts"]}
+    assert toc["root"] == "book/intro"
+    assert list(parts) == ["Getting started", "Data engineering", "Operations", "Reference"]
+    assert parts["Data engineering"] == ["book/data-engineering", "labs/01-billing-alarms/01-billing-alarms"]
+    assert parts["Operations"] == ["labs/09-endpoints/09-endpoints"]
+    # unplanned pages are published in Reference rather than silently dropped
+    assert parts["Reference"] == ["book/fidelity", "book/troubleshooting", "book/glossary"]
+    fidelity = next(c for c in toc["parts"][-1]["chapters"] if c["file"] == "book/fidelity")
+    assert [s["file"] for s in fidelity["sections"]] == ["book/fidelity/athena", "book/fidelity/s3"]
+
+
+def test_make_toc_check_detects_a_stale_toc(tmp_path, capsys):
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.md").write_text("# intro\n")
+    assert make_toc.main(["--root", str(tmp_path), "--check"]) == 1      # no _toc.yml yet
+    assert make_toc.main(["--root", str(tmp_path)]) == 0
+    assert make_toc.main(["--root", str(tmp_path), "--check"]) == 0
+    add_lab(tmp_path, "02-s3-lifecycle")                                   # a lab lands
+    assert make_toc.main(["--root", str(tmp_path), "--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+    make_toc.main(["--root", str(tmp_path)])
+    assert "labs/02-s3-lifecycle/02-s3-lifecycle" in (tmp_path / "_toc.yml").read_text()
+
+
+# --- the checks on small books: one good, one with known defects -------------------------------------
+@pytest.mark.slow
+def test_good_mini_book_passes_every_check(tmp_path):
+    root = mini_book(tmp_path / "src")
+    result = build(root, tmp_path / "out")
+    assert result.returncode == 0 and not result.warnings(), "\n".join(result.warnings()) or result.log
+    assert find_leaks(result.html) == []
+    assert labs_missing_from_nav(root, result.html) == []
+    assert "book/fidelity/s3.html" in nav_pages(result.html)
+    lab = (result.html / "labs/01-billing-alarms/01-billing-alarms.html").read_text()
+    assert "NotImplementedError" in lab and 'class="cell_output' not in lab     # shown, not executed
+    _assert_launch_and_download(lab, "01-billing-alarms")
+
+
+@pytest.mark.slow
+def test_checks_catch_a_leaked_solution_and_a_lab_missing_from_navigation(tmp_path):
+    root = mini_book(tmp_path / "src")
+    leaky = student_notebook("01-billing-alarms", [nbformat.v4.new_code_cell(
+        "### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION\n"
+        "### BEGIN HIDDEN TESTS\nfrom grader.checks import lab01\nlab01.check_alarm(aws)\n"
+        "### END HIDDEN TESTS")])
+    add_lab(root, "01-billing-alarms", leaky)
+    add_lab(root, "07-training")                      # lands after the TOC was generated
+    result = build(root, tmp_path / "out")
+    leaks = find_leaks(result.html)
+    assert {s for _, s in leaks} == set(FORBIDDEN)
+    assert any(f.startswith("labs/01-billing-alarms/") for f, _ in leaks)
+    assert labs_missing_from_nav(root, result.html) == ["labs/07-training/07-training.html"]
+
+
+# --- the real book ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_book_builds_without_any_warning():
+    result = real_book()
+    assert result.returncode == 0 and not result.warnings(), (
+        "the book build has warnings (make book fails on them):\n" + "\n".join(result.warnings()))
+
+
+@pytest.mark.slow
+def test_book_publishes_no_solution_or_hidden_check():
+    leaks = find_leaks(real_book().html)
+    assert not leaks, f"instructor-only strings in the published site: {leaks}"
+
+
+@pytest.mark.slow
+def test_every_lab_and_page_is_in_the_navigation():
+    html = real_book().html
+    assert labs_missing_from_nav(REPO, html) == []
+    linked = nav_pages(html)
+    missing = [f for f in toc_files(REPO)[1:] if f"{f}.html" not in linked]
+    assert not missing, f"pages in _toc.yml but not in the site navigation: {missing}"
+    for slug_path in make_toc.labs(REPO).values():
+        page = (html / f"{slug_path}.html").read_text()
+        _assert_launch_and_download(page, Path(slug_path).name)
+
+
+@pytest.mark.slow
+def test_reading_chapters_were_executed_with_figures():
+    html = real_book().html
+    for chapter in READING_CHAPTERS:
+        page = (html / f"{chapter}.html").read_text()
+        assert 'class="cell_output' in page, f"{chapter}: no executed output"
+        assert "Traceback" not in page, f"{chapter}: a cell raised"
+    for chapter in ("book/data-engineering", "book/modelling", "book/operations"):
+        page = (html / f"{chapter}.html").read_text()
+        images = [src for src in _img_sources(page) if src.endswith(".png")]
+        assert images, f"{chapter}: no figure"
+        for src in images:
+            assert (html / chapter).parent.joinpath(src).resolve().is_file(), f"{chapter}: missing {src}"
+
+
+def _img_sources(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'<img[^>]+src="([^"]+)"', page)
+
+
+def _assert_launch_and_download(page: str, slug: str) -> None:
+    """sphinx-book-theme's launch menu (Binder, JupyterHub, Colab) and the .ipynb download."""
+    assert "mybinder.org/v2/gh/" in page, f"{slug}: no Binder launch button"
+    assert "colab.research.google.com/github/" in page, f"{slug}: no Colab launch button"
+    assert "jupyter.example.org/hub/user-redirect/git-pull" in page, f"{slug}: no JupyterHub button"
+    assert f"_sources/labs/{slug}/{slug}.ipynb" in page, f"{slug}: no .ipynb download"
