@@ -1,0 +1,96 @@
+"""Emulation overhead of a local endpoint: ``invoke_endpoint`` p50 vs in-process ``predict``.
+
+Both sides score the same single flights row with the same scikit-learn model; the ratio is what
+boto3 → HTTP → moto → the hosting engine → the inference contract costs on top of the model itself.
+Run: ``.venv/bin/python benchmarks/bench_endpoint.py [--calls 300]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+INFERENCE = b'''
+import os, joblib
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+def predict_fn(data, model):
+    return model.predict_proba(data)[:, 1]
+'''
+FEATURES = ["distance", "hour", "temp", "dewp", "humid", "wind_speed"]
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=300)
+    args = parser.parse_args()
+
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    import labkit
+    from labkit import datasets
+
+    aws = labkit.connect(quiet=True)
+    frame = datasets.add_label(datasets.joined())
+    frame = frame[frame.month <= 3][FEATURES + ["delayed"]].dropna().sample(5000, random_state=0)
+    model = LogisticRegression(max_iter=500).fit(frame[FEATURES].to_numpy(), frame["delayed"].to_numpy())
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=aws.bucket)
+    s3.put_object(Bucket=aws.bucket, Key="bench/model.tar.gz",
+                  Body=_tar({"model.joblib": buffer.getvalue(), "code/inference.py": INFERENCE}))
+    sm = aws.client("sagemaker")
+    sm.create_model(ModelName="bench-endpoint", ExecutionRoleArn="arn:aws:iam::123456789012:role/x",
+                    PrimaryContainer={"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
+                                               "sagemaker-scikit-learn:1.2-1-cpu-py3",
+                                      "ModelDataUrl": f"s3://{aws.bucket}/bench/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName="bench-endpoint", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "bench-endpoint", "InstanceType": "ml.m5.large",
+         "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName="bench-endpoint", EndpointConfigName="bench-endpoint")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="bench-endpoint")
+    rt = aws.client("sagemaker-runtime")
+    row = frame[FEATURES].to_numpy()[:1]
+    body = ",".join(str(v) for v in row[0])
+    for _ in range(20):  # warm up both paths
+        rt.invoke_endpoint(EndpointName="bench-endpoint", Body=body, ContentType="text/csv")
+        model.predict_proba(row)
+    remote, local = [], []
+    for _ in range(args.calls):
+        start = time.perf_counter()
+        rt.invoke_endpoint(EndpointName="bench-endpoint", Body=body, ContentType="text/csv")["Body"].read()
+        remote.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        model.predict_proba(row)
+        local.append(time.perf_counter() - start)
+    p50_remote, p50_local = statistics.median(remote), statistics.median(local)
+    p95_remote = sorted(remote)[int(0.95 * len(remote)) - 1]
+    print(f"calls: {args.calls}")
+    print(f"invoke_endpoint  p50 {p50_remote * 1e3:8.2f} ms   p95 {p95_remote * 1e3:8.2f} ms")
+    print(f"in-process predict p50 {p50_local * 1e3:8.3f} ms")
+    print(f"ratio (p50 invoke / p50 predict): {p50_remote / p50_local:.1f}x")
+    sm.delete_endpoint(EndpointName="bench-endpoint")
+
+
+if __name__ == "__main__":
+    main()
