@@ -248,3 +248,34 @@ def test_metric_definitions_last_value_wins(data):
     job = wait_training(sm, name)
     assert [(m["MetricName"], m["Value"]) for m in job["FinalMetricDataList"]] == [("train:loss", 0.3)]
     assert np.isclose(job["FinalMetricDataList"][0]["Value"], 0.3)
+
+
+def test_sdk_model_trainer_train_runs_the_job_locally(data, local_aws, tmp_path):
+    """sagemaker.train.ModelTrainer (SDK 3.x) with a Session(default_bucket=...) and nothing else."""
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.configs import Compute, InputData, MetricDefinition, SourceCode
+
+    (tmp_path / "train.py").write_text(TRAIN_PY)
+    session = Session(boto_session=local_aws.session, default_bucket=data["bucket"])
+    trainer = ModelTrainer(
+        training_image=SKLEARN_IMAGE, role=ROLE, sagemaker_session=session, base_job_name="sdk-train",
+        source_code=SourceCode(source_dir=str(tmp_path), entry_script="train.py"),
+        compute=Compute(instance_type="ml.m5.large", instance_count=1),
+        hyperparameters={"max-iter": 25},
+    ).with_metric_definitions([MetricDefinition(name="validation:auc", regex=r"validation:auc=([0-9.]+)")])
+    trainer.train(input_data_config=[
+        InputData(channel_name="train", data_source=f"s3://{data['bucket']}/data/train"),
+        InputData(channel_name="validation", data_source=f"s3://{data['bucket']}/data/validation")], logs=False)
+    job = trainer._latest_training_job
+    assert job.training_job_status == "Completed"
+    auc = {m.metric_name: m.value for m in job.final_metric_data_list}["validation:auc"]
+    bucket, key = job.model_artifacts.s3_model_artifacts[5:].split("/", 1)
+    files = untar(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    import joblib
+
+    model = joblib.load(io.BytesIO(files["model.joblib"]))
+    assert model.max_iter == 25
+    validation = data["validation"]
+    expected = roc_auc_score(validation["delayed"], model.predict_proba(validation.drop(columns="delayed"))[:, 1])
+    assert auc == pytest.approx(expected, abs=1e-9)

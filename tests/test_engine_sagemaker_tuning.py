@@ -307,3 +307,34 @@ def test_scaling_types_map_the_unit_interval_as_documented():
     assert Param("Continuous", {"Name": "a", "MinValue": "0", "MaxValue": "1"}).scaling == "Linear"
     assert math.isclose(float(Param("Continuous", {"Name": "a", "MinValue": "1e-5", "MaxValue": "1"}).decode(0.5)),
                         10 ** -2.5)
+
+
+def test_sdk_hyperparameter_tuner_tune(bucket, local_aws, tmp_path):
+    """sagemaker.train.tuner.HyperparameterTuner (SDK 3.x) runs against the local AWS."""
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.parameter import ContinuousParameter, IntegerParameter
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.configs import Compute, InputData, SourceCode
+    from sagemaker.train.tuner import HyperparameterTuner
+
+    from sagemaker_helpers import SKLEARN_IMAGE
+
+    (tmp_path / "train.py").write_text(SYNTHETIC_PY)
+    session = Session(boto_session=local_aws.session, default_bucket=bucket)
+    trainer = ModelTrainer(training_image=SKLEARN_IMAGE, role=ROLE, sagemaker_session=session,
+                           source_code=SourceCode(source_dir=str(tmp_path), entry_script="train.py"),
+                           compute=Compute(instance_type="ml.m5.large", instance_count=1),
+                           base_job_name="sdk-tune")
+    tuner = HyperparameterTuner(
+        model_trainer=trainer, objective_metric_name="objective", metric_definitions=OBJECTIVE,
+        hyperparameter_ranges={"lr": ContinuousParameter(0.0001, 1, scaling_type="Logarithmic"),
+                               "depth": IntegerParameter(1, 9)},
+        strategy="Bayesian", max_jobs=4, max_parallel_jobs=2)
+    tuner.tune(inputs=[InputData(channel_name="train", data_source=f"s3://{bucket}/data/train")])
+    job = tuner.latest_tuning_job
+    assert job.hyper_parameter_tuning_job_status == "Completed"
+    sm = boto3.client("sagemaker")
+    values = {t["TrainingJobName"]: t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+              for t in _trials(sm, job.hyper_parameter_tuning_job_name)}
+    assert len(values) == 4
+    assert tuner.best_training_job() == max(values, key=values.get)

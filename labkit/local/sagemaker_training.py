@@ -150,8 +150,8 @@ def _simulate_principal_policy(self):
     enforces no IAM policies, so every action is 'allowed' (the honest local answer)."""
     from moto.core.responses import ActionResult
 
-    actions = self._get_multi_param("ActionNames.member")
-    resources = self._get_multi_param("ResourceArns.member") or ["*"]
+    actions = self._get_param("ActionNames", [])
+    resources = self._get_param("ResourceArns", []) or ["*"]
     results = [{"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": "allowed",
                 "MatchedStatements": [], "MissingContextValues": []}
                for action in actions for resource in resources]
