@@ -180,11 +180,12 @@ class Worker:
 
 def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[str] | None = None,
               cell_timeout: int | None = None, time_limit: int | None = None, slack: float = 60,
-              feedback: bool = True, export: bool = True, quiet: bool = False) -> list[dict]:
+              wall_limit: float | None = None, feedback: bool = True, export: bool = True, quiet: bool = False) -> list[dict]:
     """Grade every submission of ``lab`` under ``root``; return one result dict per submission.
 
     ``time_limit`` is the notebook budget (GuardedExecute); the parent's hard wall-clock limit per
-    submission is ``time_limit + slack`` (kernel start, the gradebook, nbgrader's own work)."""
+    submission is ``time_limit + slack`` (kernel start, the gradebook, nbgrader's own work), unless
+    ``wall_limit`` sets it directly."""
     root = Path(root).resolve()
     jobs = max(1, jobs or os.cpu_count() or 1)
     todo_ids = students if students is not None else submissions(root, lab)
@@ -195,7 +196,7 @@ def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[s
         overrides["GuardedExecute__submission_timeout"] = int(time_limit)
     config = load_config(root, **overrides)
     budget = int(config.GuardedExecute.get("submission_timeout", 1800))
-    wall = budget + slack
+    wall = wall_limit or budget + slack
     register(root, lab)
 
     todo: queue.Queue = queue.Queue()
