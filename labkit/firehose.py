@@ -92,3 +92,16 @@ def wait_for_delivery(aws, stream_name: str, expected_records: int | None = None
                                   f"{timeout:.0f} s; check the stream's CloudWatch metrics "
                                   "(DeliveryToS3.Success) and the error output prefix")
             time.sleep(poll)
+
+
+def simulate_throttling(aws, stream_name: str, rate: float = 0.05, seed: int = 2013) -> None:
+    """Local mode: make ``rate`` of the records sent to ``stream_name`` fail the way AWS throttles
+    (``ServiceUnavailableException`` entries, ``FailedPutCount`` > 0), so retry code really runs.
+
+    AWS has no such switch: there, throttling happens when a stream exceeds its quota. In AWS mode
+    this does nothing. ``rate=0`` switches it off."""
+    if not aws.is_local:
+        return
+    from labkit.backend import control
+
+    control(aws.endpoint, "firehose-faults", {"stream": stream_name, "rate": rate, "seed": seed})

@@ -874,7 +874,8 @@ def job_argv(script: str, job, run) -> list[str]:
     argv = [script, "--JOB_ID", f"j_{uuid.uuid5(uuid.NAMESPACE_URL, job.arn).hex}",
             "--JOB_RUN_ID", run.job_run_id, "--JOB_NAME", job.name]
     for key, value in (run.arguments or {}).items():
-        argv += [key if key.startswith("--") else f"--{key}", str(value)]
+        if key.startswith("--"):  # other keys (e.g. library-set) are settings Glue consumes
+            argv += [key, str(value)]
     return argv
 
 
