@@ -279,3 +279,28 @@ def test_sdk_model_trainer_train_runs_the_job_locally(data, local_aws, tmp_path)
     validation = data["validation"]
     expected = roc_auc_score(validation["delayed"], model.predict_proba(validation.drop(columns="delayed"))[:, 1])
     assert auc == pytest.approx(expected, abs=1e-9)
+
+
+def test_list_training_jobs_filters_sorts_then_pages(data):
+    """moto pages before filtering and ignores SortBy; the engine answers as AWS does."""
+    sm = boto3.client("sagemaker")
+    tag = uuid.uuid4().hex[:6]
+    names = [f"listing-{tag}-{i}" for i in range(3)]
+    for name in names:
+        sm.create_training_job(**script_job(name, data["bucket"], "src/raises.tar.gz"))
+        time.sleep(0.01)
+    for name in names:
+        wait_training(sm, name)
+    newest_first = sm.list_training_jobs(NameContains=f"listing-{tag}", SortBy="CreationTime",
+                                         SortOrder="Descending", MaxResults=2)
+    assert [s["TrainingJobName"] for s in newest_first["TrainingJobSummaries"]] == names[::-1][:2]
+    rest = sm.list_training_jobs(NameContains=f"listing-{tag}", SortBy="CreationTime", SortOrder="Descending",
+                                 MaxResults=2, NextToken=newest_first["NextToken"])
+    assert [s["TrainingJobName"] for s in rest["TrainingJobSummaries"]] == [names[0]]
+    assert "NextToken" not in rest
+    failed = sm.list_training_jobs(NameContains=f"listing-{tag}", StatusEquals="Failed", SortBy="Name")
+    assert [s["TrainingJobName"] for s in failed["TrainingJobSummaries"]] == names
+    assert sm.list_training_jobs(NameContains=f"listing-{tag}", StatusEquals="Completed")["TrainingJobSummaries"] == []
+    with pytest.raises(ClientError) as err:
+        sm.list_training_jobs(SortBy="Size")
+    assert err.value.response["Error"]["Code"] == "ValidationException"

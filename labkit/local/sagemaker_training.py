@@ -136,13 +136,71 @@ def install() -> None:
 
     if not hasattr(iam_responses.IamResponse, "simulate_principal_policy"):
         iam_responses.IamResponse.simulate_principal_policy = _simulate_principal_policy
+    original_list = responses.SageMakerResponse.list_training_jobs
+
+    def list_training_jobs(self):
+        """moto pages before it filters and never sorts; AWS filters, sorts, then pages."""
+        from moto.core.responses import ActionResult
+        from moto.sagemaker.exceptions import AWSValidationException
+
+        original_list(self)  # moto's own parameter validation (raises AWS's ValidationException)
+        sort_by = self._get_param("SortBy", "CreationTime")
+        descending = self._get_param("SortOrder", "Ascending") == "Descending"
+        max_results = self._get_int_param("MaxResults") or 10
+        try:
+            start = int(self._get_param("NextToken") or 0)
+        except ValueError:
+            raise AWSValidationException('Invalid pagination token because "{0}".') from None
+        filters = {"NameContains": lambda j, v: v in j.training_job_name,
+                   "StatusEquals": lambda j, v: j.training_job_status == v,
+                   "CreationTimeAfter": lambda j, v: j.creation_time > _as_time(v),
+                   "CreationTimeBefore": lambda j, v: j.creation_time < _as_time(v),
+                   "LastModifiedTimeAfter": lambda j, v: j.last_modified_time > _as_time(v),
+                   "LastModifiedTimeBefore": lambda j, v: j.last_modified_time < _as_time(v)}
+        jobs = list(self.sagemaker_backend.training_jobs.values())
+        for name, keep in filters.items():
+            value = self._get_param(name)
+            if value is not None:
+                jobs = [j for j in jobs if keep(j, value)]
+        key = {"Name": lambda j: j.training_job_name, "Status": lambda j: j.training_job_status,
+               "CreationTime": lambda j: _as_time(j.creation_time)}[sort_by]
+        jobs.sort(key=key, reverse=descending)
+        page = jobs[start:start + max_results]
+        summaries = []
+        for j in page:
+            summary = {"TrainingJobName": j.training_job_name, "TrainingJobArn": j.arn,
+                       "CreationTime": j.creation_time, "LastModifiedTime": j.last_modified_time,
+                       "TrainingJobStatus": j.training_job_status}
+            if j.training_end_time:
+                summary["TrainingEndTime"] = j.training_end_time
+            summaries.append(summary)
+        result = {"TrainingJobSummaries": summaries}
+        if start + max_results < len(jobs):
+            result["NextToken"] = str(start + max_results)
+        return ActionResult(result)
+
     models.SageMakerModelBackend.create_training_job = create_training_job
     responses.SageMakerResponse.create_training_job = response_create_training_job
+    responses.SageMakerResponse.list_training_jobs = list_training_jobs
     responses.SageMakerResponse.stop_training_job = stop_training_job
 
     from labkit.local.server import on_reset
 
     on_reset(_reset)
+
+
+def _as_time(value):
+    """Timestamps from requests (epoch numbers or datetimes) and from moto (naive = UTC)."""
+    from datetime import datetime, timezone
+
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc)
+    if isinstance(value, str):
+        try:
+            return datetime.fromtimestamp(float(value), timezone.utc)
+        except ValueError:
+            value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _simulate_principal_policy(self):
