@@ -354,3 +354,27 @@ def test_learner_helper_returns_typed_dataframe(env):
     assert int(df["n"].sum()) == len(expected_flights())
     with pytest.raises(Exception, match="COLUMN_NOT_FOUND"):
         athena.query(env["aws"], "SELECT nope FROM flights", database=env["db"], output=env["out"])
+
+
+def test_unknown_workgroup_is_an_error(local_aws):
+    with pytest.raises(ClientError) as err:
+        local_aws.client("athena").get_work_group(WorkGroup="no-such-workgroup")
+    assert err.value.response["Error"]["Code"] == "InvalidRequestException"
+
+
+def test_ctas_with_two_partition_columns_and_textfile(env):
+    b = env["bucket"]
+    execution = run(env, f"CREATE TABLE flights_text WITH (format='TEXTFILE', field_delimiter=',', "
+                         f"external_location='s3://{b}/curated/flights_text/', "
+                         f"partitioned_by=ARRAY['year', 'month']) "
+                         f"AS SELECT carrier, dep_delay, year, month FROM flights WHERE month = 1")
+    assert frame_no_header(env, execution)[0] == [str(int((datasets.flights()["month"] == 1).sum()))]
+    table = env["aws"].client("glue").get_table(DatabaseName=env["db"], Name="flights_text")["Table"]
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["year", "month"]
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("LazySimpleSerDe")
+    keys = [o["Key"] for o in env["aws"].client("s3").list_objects_v2(
+        Bucket=b, Prefix="curated/flights_text/")["Contents"]]
+    assert all(k.startswith("curated/flights_text/year=2013/month=1/") and k.endswith(".gz") for k in keys)
+    got, _ = frame(env, run(env, "SELECT count(*) AS n, sum(dep_delay) AS s FROM flights_text"))
+    jan = datasets.flights()[datasets.flights()["month"] == 1]
+    assert int(got["n"][0]) == len(jan) and int(got["s"][0]) == int(jan["dep_delay"].sum())

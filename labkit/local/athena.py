@@ -254,9 +254,9 @@ def _split_top(text: str, sep: str = ",") -> list[str]:
                 quote = None
         elif ch in "'`\"":
             quote = ch
-        elif ch in "(<":
+        elif ch in "(<[":
             depth += 1
-        elif ch in ")>":
+        elif ch in ")>]":
             depth -= 1
         elif ch == sep and depth == 0:
             parts.append("".join(cur))
@@ -1544,6 +1544,16 @@ def _get_query_results_response(self):
     return json.dumps(out)
 
 
+def _get_work_group_response(self):
+    """AWS answers an unknown workgroup with InvalidRequestException (moto returns null)."""
+    from moto.core.exceptions import JsonRESTError
+
+    name = self._get_param("WorkGroup")
+    if self.athena_backend.get_work_group(name) is None:
+        raise JsonRESTError("InvalidRequestException", f"WorkGroup {name} is not found.")
+    return _original["get_work_group_response"](self)
+
+
 def _sync_databases(backend) -> None:
     """Athena's catalog view of databases is Glue's (AWS: AwsDataCatalog is the Glue catalog)."""
     from moto.athena.models import Database
@@ -1575,6 +1585,8 @@ def install() -> None:
     _original["get_query_results_response"] = responses.AthenaResponse.get_query_results
     responses.AthenaResponse.get_query_results = _get_query_results_response
 
+    _original["get_work_group_response"] = responses.AthenaResponse.get_work_group
+    responses.AthenaResponse.get_work_group = _get_work_group_response
     for meth in ("list_databases", "get_database"):
         orig = getattr(AthenaBackend, meth)
         _original[meth] = orig
