@@ -185,12 +185,13 @@ def _xgb_model_fn(model_dir: str):
     if not os.path.exists(path):
         raise FileNotFoundError(f"No model file 'xgboost-model' found in {model_dir} "
                                 f"(the XGBoost container loads that name)")
+    with open(path, "rb") as handle:
+        raw = handle.read()
     try:
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
+        return pickle.loads(raw)
     except Exception:
         booster = xgb.Booster()
-        booster.load_model(path)
+        booster.load_model(bytearray(raw))  # JSON or UBJSON, detected from the bytes
         return booster
 
 
@@ -900,7 +901,18 @@ def _patch_autoscaling() -> None:
         return original_put(self, policy_name, service_namespace, resource_id, scalable_dimension,
                             *args, **kwargs)
 
+    original_deregister = ApplicationAutoscalingBackend.deregister_scalable_target
+
+    def deregister_scalable_target(self, namespace, r_id, dimension):
+        """AWS deletes the target's scaling policies with it; moto keeps them."""
+        original_deregister(self, namespace, r_id, dimension)
+        for key, policy in list(self.policies.items()):
+            if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == \
+                    (namespace, r_id, dimension):
+                del self.policies[key]
+
     ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target
+    ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target
     ApplicationAutoscalingBackend.put_scaling_policy = put_scaling_policy
 
 
