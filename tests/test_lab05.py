@@ -1,0 +1,257 @@
+"""Lab 05 (Glue): the hidden checks on good and wrong states, and the notebook round trips."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+
+from grader.checks import lab05
+from labkit import datasets
+from notebook_runs import graded_cells, has_error, run_blank, run_twice
+
+LAB = Path(__file__).resolve().parents[1] / "solutions/05-glue"
+NOTEBOOK = LAB / "05-glue.ipynb"
+
+
+def _empty(aws, prefix):
+    s3 = aws.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=aws.bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=aws.bucket, Key=item["Key"])
+
+
+def _teardown(aws):
+    glue, iam = aws.client("glue"), aws.client("iam")
+    for name in (lab05.RAW_CRAWLER, lab05.CURATED_CRAWLER):
+        try:
+            while glue.get_crawler(Name=name)["Crawler"]["State"] != "READY":
+                time.sleep(0.05)
+            glue.delete_crawler(Name=name)
+        except ClientError:
+            pass
+    glue.delete_job(JobName=lab05.JOB)
+    try:
+        glue.delete_database(Name=lab05.DATABASE)
+    except ClientError:
+        pass
+    for prefix in (lab05.CURATED, "glue-scripts/"):
+        _empty(aws, prefix)
+    try:
+        iam.delete_role_policy(RoleName=lab05.ROLE, PolicyName="p")
+    except ClientError:
+        pass
+    try:
+        iam.delete_role(RoleName=lab05.ROLE)
+    except ClientError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def raw_zone(local_aws):
+    """The course bucket with the raw weather table and one day of flights per month (enough
+    for a crawl with 12 partitions; other labs' setup cells add the remaining days)."""
+    s3 = local_aws.client("s3")
+    try:
+        s3.head_bucket(Bucket=local_aws.bucket)
+    except ClientError:
+        s3.create_bucket(Bucket=local_aws.bucket)
+    months = set()
+    for key, body in datasets.raw_layout():
+        if key.startswith("raw/weather/") or (key.startswith("raw/flights/")
+                                              and key.split("month=")[1][:2] not in months):
+            if key.startswith("raw/flights/"):
+                months.add(key.split("month=")[1][:2])
+            s3.put_object(Bucket=local_aws.bucket, Key=key, Body=body)
+    return local_aws
+
+
+@pytest.fixture()
+def aws(raw_zone):
+    _teardown(raw_zone)
+    yield raw_zone
+    _teardown(raw_zone)
+
+
+def _role(aws):
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    return aws.client("iam").create_role(RoleName=lab05.ROLE,
+                                         AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
+def _crawl(aws, name, path, role_arn, **extra):
+    glue = aws.client("glue")
+    try:
+        glue.create_database(DatabaseInput={"Name": lab05.DATABASE})
+    except ClientError:
+        pass
+    glue.create_crawler(Name=name, Role=role_arn, DatabaseName=lab05.DATABASE,
+                        Targets={"S3Targets": [{"Path": path}]}, **extra)
+    glue.start_crawler(Name=name)
+    while glue.get_crawler(Name=name)["Crawler"]["State"] != "READY":
+        time.sleep(0.05)
+
+
+def _fails(check, *args, match):
+    with pytest.raises(AssertionError, match=match):
+        check(*args)
+
+
+# --- task 1 -------------------------------------------------------------------------------------
+def test_raw_catalog_good_and_wrong(aws):
+    glue = aws.client("glue")
+    _fails(lab05.check_raw_catalog, aws, match="crawler 'raw-flights' does not exist")
+    role = _role(aws)
+    _crawl(aws, lab05.RAW_CRAWLER, f"s3://{aws.bucket}/raw/flights/year=2013/month=01/", role,
+           Schedule="cron(0 6 * * ? *)")
+    _fails(lab05.check_raw_catalog, aws, match="target exactly")
+    glue.delete_crawler(Name=lab05.RAW_CRAWLER)
+    _crawl(aws, lab05.RAW_CRAWLER, f"s3://{aws.bucket}/raw/flights/", role)
+    _fails(lab05.check_raw_catalog, aws, match="has no schedule")
+    glue.update_crawler(Name=lab05.RAW_CRAWLER, Schedule="cron(0 6 * * ? *)")
+    lab05.check_raw_catalog(aws)
+    table = glue.get_table(DatabaseName=lab05.DATABASE, Name="flights")["Table"]
+    glue.delete_table(DatabaseName=lab05.DATABASE, Name="flights")
+    glue.create_table(DatabaseName=lab05.DATABASE, TableInput={
+        "Name": "flights", "StorageDescriptor": table["StorageDescriptor"], "PartitionKeys": []})
+    _fails(lab05.check_raw_catalog, aws, match=r"partition keys \[\]")
+
+
+def test_raw_catalog_failed_crawl(aws):
+    role = _role(aws)
+    glue = aws.client("glue")
+    glue.create_crawler(Name=lab05.RAW_CRAWLER, Role=role, DatabaseName=lab05.DATABASE,
+                        Schedule="cron(0 6 * * ? *)",
+                        Targets={"S3Targets": [{"Path": f"s3://{aws.bucket}/raw/flights/"}]})
+    glue.start_crawler(Name=lab05.RAW_CRAWLER)  # the database was never created
+    while glue.get_crawler(Name=lab05.RAW_CRAWLER)["Crawler"]["State"] != "READY":
+        time.sleep(0.05)
+    _fails(lab05.check_raw_catalog, aws, match="last crawl is FAILED")
+
+
+# --- task 2 -------------------------------------------------------------------------------------
+def _job(aws, role, command="pythonshell", script=None):
+    s3, glue = aws.client("s3"), aws.client("glue")
+    body = script if script is not None else (LAB / "etl_flights_weather.py").read_bytes()
+    s3.put_object(Bucket=aws.bucket, Key=lab05.SCRIPT_KEY, Body=body)
+    glue.create_job(Name=lab05.JOB, Role=role, MaxCapacity=0.0625, Command={
+        "Name": command, "ScriptLocation": f"s3://{aws.bucket}/{lab05.SCRIPT_KEY}"},
+        DefaultArguments={"--bucket": aws.bucket, "--raw_prefix": "raw/",
+                          "--curated_prefix": lab05.CURATED})
+    run_id = glue.start_job_run(JobName=lab05.JOB)["JobRunId"]
+    while glue.get_job_run(JobName=lab05.JOB, RunId=run_id)["JobRun"]["JobRunState"] in (
+            "STARTING", "RUNNING"):
+        time.sleep(0.1)
+    return run_id
+
+
+def test_job_good_and_wrong(aws):
+    _fails(lab05.check_job, aws, match="job 'flights-weather-etl' does not exist")
+    role = _role(aws)
+    _job(aws, role, command="glueetl")
+    _fails(lab05.check_job, aws, match="is a glueetl job")
+    aws.client("glue").delete_job(JobName=lab05.JOB)
+    _job(aws, role, script=b"raise ValueError('no weather for EWR')\n")
+    _fails(lab05.check_job, aws, match="FAILED: ValueError: no weather for EWR")
+    aws.client("glue").delete_job(JobName=lab05.JOB)
+    _job(aws, role)
+    lab05.check_job(aws)
+
+
+# --- task 3 -------------------------------------------------------------------------------------
+def _write_curated(aws, keep_cancelled=False, fix_outlier=True, partitioned=True, fmt="parquet"):
+    s3 = aws.client("s3")
+    _empty(aws, lab05.CURATED)
+    weather = datasets.weather()
+    if fix_outlier:
+        weather.loc[weather["wind_speed"] > 100, "wind_speed"] = float("nan")
+    flights = datasets.flights()
+    if not keep_cancelled:
+        flights = flights[flights["dep_time"].notna()]
+    joined = flights.merge(weather.drop(columns=["year", "month", "day", "hour"]),
+                           on=["origin", "time_hour"], how="left")
+
+    def put(frame, key):
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False) if fmt == "parquet" else frame.to_csv(buffer)
+        s3.put_object(Bucket=aws.bucket, Key=key, Body=buffer.getvalue())
+
+    if partitioned:
+        for month, part in joined.groupby("month"):
+            put(part.drop(columns=["month"]),
+                f"{lab05.CURATED}flights_weather/month={month:02d}/part-00000.parquet")
+    else:
+        put(joined, f"{lab05.CURATED}flights_weather/part-00000.parquet")
+    put(weather, f"{lab05.CURATED}weather/weather.parquet")
+
+
+def test_curated_good_and_wrong(aws):
+    _fails(lab05.check_curated, aws, match="nothing under")
+    _write_curated(aws)
+    lab05.check_curated(aws)
+    _write_curated(aws, keep_cancelled=True)
+    _fails(lab05.check_curated, aws, match="cancelled flights")
+    _write_curated(aws, fix_outlier=False)
+    _fails(lab05.check_curated, aws, match="wind_speed of 1,048 mph")
+    _write_curated(aws, partitioned=False)
+    _fails(lab05.check_curated, aws, match="is not inside a month=MM/ folder")
+    _write_curated(aws, fmt="csv")
+    _fails(lab05.check_curated, aws, match="is not Parquet")
+
+
+# --- task 4 -------------------------------------------------------------------------------------
+def test_curated_catalog_good_and_wrong(aws):
+    expected = lab05._expected()
+    role = _role(aws)
+    _write_curated(aws)
+    _fails(lab05.check_curated_catalog, aws, 0, 0, match="crawler 'curated-flights' does not exist")
+    _crawl(aws, lab05.CURATED_CRAWLER, f"s3://{aws.bucket}/curated/", role)
+    lab05.check_curated_catalog(aws, expected["raw"], expected["curated"])
+    _fails(lab05.check_curated_catalog, aws, expected["raw"] - 365, expected["curated"],
+           match="raw_rows is")
+    _fails(lab05.check_curated_catalog, aws, expected["raw"], expected["raw"],
+           match="curated_rows is")
+    aws.client("glue").delete_crawler(Name=lab05.CURATED_CRAWLER)
+    aws.client("glue").delete_database(Name=lab05.DATABASE)
+    _write_curated(aws, partitioned=False)
+    _crawl(aws, lab05.CURATED_CRAWLER, f"s3://{aws.bucket}/curated/", role)
+    _fails(lab05.check_curated_catalog, aws, expected["raw"], expected["curated"],
+           match=r"partition keys \[\]")
+
+
+# --- clean-up -----------------------------------------------------------------------------------
+def test_cleanup(aws):
+    run_id = "jr_" + "0" * 64
+    lab05.check_cleanup(aws, run_id)
+    _fails(lab05.check_cleanup, aws, None, match="no job run to clean up")
+    role = _role(aws)
+    _crawl(aws, lab05.RAW_CRAWLER, f"s3://{aws.bucket}/raw/weather/", role)
+    _fails(lab05.check_cleanup, aws, run_id, match="crawler 'raw-flights' still exists")
+    aws.client("glue").delete_crawler(Name=lab05.RAW_CRAWLER)
+    _fails(lab05.check_cleanup, aws, run_id, match="database 'flights_db' still exists")
+    aws.client("glue").delete_database(Name=lab05.DATABASE)
+    _write_curated(aws)
+    _fails(lab05.check_cleanup, aws, run_id, match="objects remain under")
+    _empty(aws, lab05.CURATED)
+    _fails(lab05.check_cleanup, aws, run_id, match="IAM role 'labkit-glue-service' still exists")
+
+
+# --- the notebook -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_solution_runs_twice_without_error(tmp_path):
+    nb = run_twice(NOTEBOOK, tmp_path)
+    assert len(graded_cells(nb)) == 10
+
+
+@pytest.mark.slow
+def test_blank_notebook_scores_zero(tmp_path):
+    nb = run_blank(NOTEBOOK, tmp_path)
+    graded = graded_cells(nb)
+    assert sum(c["metadata"]["nbgrader"]["points"] for c in graded) == 10
+    assert all(has_error(c) for c in graded), [c.id for c in graded if not has_error(c)]
