@@ -54,6 +54,7 @@ JOB_COMMANDS = ("glueetl", "pythonshell", "gluestreaming", "glueray")
 RUNTIME_DIR = Path(__file__).with_name("glue_runtime")  # the awsglue shim for Python shell jobs
 
 _request = threading.local()  # the Host header of the request that started a job run
+_crawler_lock = threading.RLock()  # as_dict briefly hides crawls from moto; starts must not race it
 _ORIGINAL: dict[str, Any] = {}
 
 
@@ -606,6 +607,11 @@ def _write_table(backend, crawler, crawl, database, bucket, table_root, members,
 
 
 def _start_crawler(self, name):
+    with _crawler_lock:
+        _start_crawler_locked(self, name)
+
+
+def _start_crawler_locked(self, name):
     crawler = self.get_crawler(name)
     if crawler.crawls and crawler.crawls[-1].status in ("RUNNING", "STOPPING"):
         from moto.glue.exceptions import CrawlerRunningException
@@ -633,12 +639,13 @@ _LAST_CRAWL_STATUS = {"COMPLETED": "SUCCEEDED", "STOPPED": "CANCELLED", "FAILED"
 
 
 def _crawler_as_dict(self) -> dict[str, Any]:
-    crawls = self.crawls
-    self.crawls = []  # let moto build everything but LastCrawl
-    try:
-        data = _ORIGINAL["crawler_as_dict"](self)
-    finally:
-        self.crawls = crawls
+    with _crawler_lock:
+        crawls = self.crawls
+        self.crawls = []  # let moto build everything but LastCrawl
+        try:
+            data = _ORIGINAL["crawler_as_dict"](self)
+        finally:
+            self.crawls = crawls
     finished = [c for c in crawls if c.status in _LAST_CRAWL_STATUS]
     if finished:
         last = finished[-1]
