@@ -36,6 +36,7 @@ import nbformat
 from grader.course import REPO, api, grading_env, kill_marked, load_config
 
 MISSING_NOTE = "was missing from the submission"
+STARTED_TOKENS: list[str] = []  # every worker token of this process (tests check none survive)
 
 
 def submissions(root: Path, lab: str) -> list[str]:
@@ -132,6 +133,7 @@ class Worker:
 
     def __init__(self, root: Path, lab: str, overrides: dict, log):
         self.token = uuid.uuid4().hex
+        STARTED_TOKENS.append(self.token)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "grader.worker", str(root), lab, json.dumps(overrides)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=root,
