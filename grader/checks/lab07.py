@@ -87,7 +87,7 @@ def check_training_job(aws, prefix: str = PREFIX) -> None:
             f"{job['AlgorithmSpecification'].get('TrainingImage')}",
             "use the SageMaker scikit-learn framework image (image_uris.retrieve('sklearn', ...))")
     names = [m["Name"] for m in job["AlgorithmSpecification"].get("MetricDefinitions", [])]
-    require("validation:auc" in names, f"job {job['TrainingJobName']} defines metrics {names or 'none'}",
+    require("validation:auc" in names, f"job {job['TrainingJobName']} defines metrics {', '.join(names) or 'none'}",
             "add MetricDefinition(name='validation:auc', regex=r'validation:auc=([0-9.]+)')")
     auc = _metric(job, "validation:auc")
     require(auc is not None, f"job {job['TrainingJobName']} reported no validation:auc",
