@@ -190,7 +190,12 @@ def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[s
     ``wall_limit`` sets it directly."""
     root = Path(root).resolve()
     jobs = max(1, jobs or os.cpu_count() or 1)
-    todo_ids = students if students is not None else submissions(root, lab)
+    present = submissions(root, lab)
+    todo_ids = students if students is not None else present
+    unknown = sorted(set(todo_ids) - set(present))
+    if unknown:
+        raise SystemExit(f"no submission of {lab} for: {', '.join(unknown)} (expected "
+                         f"submitted/<student>/{lab}/ under {root})")
     overrides = {}
     if cell_timeout:
         overrides["Execute__timeout"] = overrides["GuardedExecute__timeout"] = int(cell_timeout)
@@ -280,12 +285,21 @@ def table(results: list[dict]) -> str:
 
 
 def write_report(path: Path, results: list[dict]) -> None:
+    """Write (or, when only some students were regraded, update) the lab's grading report."""
+    fields = ["student", "score", "max_score", "status", "seconds", "reasons"]
+    rows = {}
+    if path.exists():
+        with open(path, newline="") as handle:
+            rows = {row["student"]: row for row in csv.DictReader(handle)}
+    for r in results:
+        rows[r["student"]] = {"student": r["student"], "score": r.get("score"), "max_score": r.get("max_score"),
+                              "status": r.get("status"), "seconds": r.get("seconds"),
+                              "reasons": " | ".join(r.get("reasons", []))}
     with open(path, "w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["student", "score", "max_score", "status", "seconds", "reasons"])
-        for r in results:
-            out.writerow([r["student"], r.get("score"), r.get("max_score"), r.get("status"),
-                          r.get("seconds"), " | ".join(r.get("reasons", []))])
+        out = csv.DictWriter(handle, fieldnames=fields)
+        out.writeheader()
+        for student in sorted(rows):
+            out.writerow(rows[student])
 
 
 def export_grades(root: Path) -> Path:

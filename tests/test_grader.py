@@ -206,3 +206,19 @@ def test_cli_autograde_with_nothing_submitted(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "nothing to grade" in done.stdout
     shutil.rmtree(tmp_path / "solutions")
+
+
+def test_unknown_student_is_refused_and_report_updates_merge(tmp_path):
+    from grader.autograde import write_report
+
+    root = gs.course(tmp_path)
+    gs.submit(root, "alice", gs.good())
+    with pytest.raises(SystemExit, match="no submission of 00-sample for: bob"):
+        autograde(root, gs.LAB, students=["bob"], quiet=True)
+    report = tmp_path / "report.csv"
+    write_report(report, [{"student": "alice", "score": 4.0, "max_score": 10.0, "status": "graded", "reasons": ["x"]},
+                          {"student": "carol", "score": 10.0, "max_score": 10.0, "status": "graded"}])
+    write_report(report, [{"student": "alice", "score": 10.0, "max_score": 10.0, "status": "graded"}])
+    with open(report) as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    assert (rows["alice"]["score"], rows["alice"]["reasons"], rows["carol"]["score"]) == ("10.0", "", "10.0")
