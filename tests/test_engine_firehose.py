@@ -231,3 +231,18 @@ def test_java_timestamp_patterns():
     assert java_format("'year='yyyy'/month='M", when) == "year=2013/month=1"
     with pytest.raises(ValueError):
         java_format("yyyy-QQ", when)
+
+
+def test_deleted_stream_drops_its_buffer(env):
+    aws, s3, fh, bucket = env
+    name = _stream(fh, bucket, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 60})
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"lost\n"})
+    fh.delete_delivery_stream(DeliveryStreamName=name)
+    fh.create_delivery_stream(DeliveryStreamName=name, DeliveryStreamType="DirectPut",
+                              ExtendedS3DestinationConfiguration={
+                                  "RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}",
+                                  "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60}})
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"kept\n"})
+    aws.fast_forward(61)
+    keys = _keys(s3, bucket)
+    assert len(keys) == 1 and _lines(s3, bucket, keys[0]) == [b"kept"]

@@ -23,14 +23,13 @@ def raw(local_aws):
     s3 = boto3.client("s3")
     bucket = f"glue-raw-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
-    months = set()
-    for key, body in datasets.raw_layout():
-        month = key.split("month=")[1][:2] if "month=" in key else None
-        if key.startswith("raw/flights/") and month not in months:
-            months.add(month)
-            s3.put_object(Bucket=bucket, Key=key, Body=body)
-        elif key.startswith("raw/weather/"):
-            s3.put_object(Bucket=bucket, Key=key, Body=body)
+    flights = datasets.flights()
+    for month, part in flights[flights["day"] == 1].groupby("month"):  # the raw layout's keys
+        s3.put_object(Bucket=bucket, Key=f"raw/flights/year=2013/month={month:02d}/"
+                      f"flights_2013-{month:02d}-01.csv",
+                      Body=datasets.to_csv_bytes(part.drop(columns=["year", "month"])))
+    s3.put_object(Bucket=bucket, Key="raw/weather/weather.csv",
+                  Body=datasets.to_csv_bytes(datasets.weather()))
     return bucket
 
 
@@ -229,6 +228,7 @@ frame = pd.read_csv(io.BytesIO(s3.get_object(Bucket="{bucket}", Key=args["source
 s3.put_object(Bucket="{bucket}", Key=args["target"], Body=str(len(frame)).encode())
 print(f"{{args['JOB_NAME']}} counted {{len(frame)}} rows")
 '''.encode())
+    s3.put_object(Bucket=bucket, Key="scripts/sleep.py", Body=b"import time\ntime.sleep(1.5)\n")
     s3.put_object(Bucket=bucket, Key="scripts/fail.py",
                   Body=b'print("starting")\nraise ValueError("the job kept 8255 cancelled flights")\n')
     s3.put_object(Bucket=bucket, Key="data/weather.csv",
@@ -320,3 +320,15 @@ def test_triggers_validated_and_stored(glue, scripts):
     trigger = glue.get_trigger(Name=name)["Trigger"]
     assert trigger["Schedule"] == "cron(0 2 * * ? *)" and trigger["State"] == "ACTIVATED"
 
+
+
+def test_max_concurrent_runs_enforced(glue, scripts):
+    job = _job(glue, scripts, "sleep.py", ExecutionProperty={"MaxConcurrentRuns": 1})
+    first = glue.start_job_run(JobName=job)["JobRunId"]
+    with pytest.raises(ClientError) as error:
+        glue.start_job_run(JobName=job)
+    assert error.value.response["Error"]["Code"] == "ConcurrentRunsExceededException"
+    run, _ = _wait_run(glue, job, first)
+    assert run["JobRunState"] == "SUCCEEDED" and run["ExecutionTime"] >= 1
+    second = glue.start_job_run(JobName=job)["JobRunId"]  # allowed once the first has finished
+    assert _wait_run(glue, job, second)[0]["JobRunState"] == "SUCCEEDED"

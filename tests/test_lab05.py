@@ -61,13 +61,13 @@ def raw_zone(local_aws):
         s3.head_bucket(Bucket=local_aws.bucket)
     except ClientError:
         s3.create_bucket(Bucket=local_aws.bucket)
-    months = set()
-    for key, body in datasets.raw_layout():
-        if key.startswith("raw/weather/") or (key.startswith("raw/flights/")
-                                              and key.split("month=")[1][:2] not in months):
-            if key.startswith("raw/flights/"):
-                months.add(key.split("month=")[1][:2])
-            s3.put_object(Bucket=local_aws.bucket, Key=key, Body=body)
+    flights = datasets.flights()
+    for month, part in flights[flights["day"] == 1].groupby("month"):  # the raw layout's keys
+        s3.put_object(Bucket=local_aws.bucket, Key=f"raw/flights/year=2013/month={month:02d}/"
+                      f"flights_2013-{month:02d}-01.csv",
+                      Body=datasets.to_csv_bytes(part.drop(columns=["year", "month"])))
+    s3.put_object(Bucket=local_aws.bucket, Key="raw/weather/weather.csv",
+                  Body=datasets.to_csv_bytes(datasets.weather()))
     return local_aws
 
 
