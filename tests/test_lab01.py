@@ -1,0 +1,202 @@
+"""Lab 01 (billing alarms): the solution runs twice, the blank scores zero, and each check passes on
+the correct state and fails, naming the mistake, on plausible wrong ones."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from botocore.exceptions import ClientError
+
+from grader.checks import lab01
+from labkit.backend import control
+from conftest import REPO, execute_notebook
+
+NOTEBOOK = REPO / "solutions" / "01-billing-alarms" / "01-billing-alarms.ipynb"
+EMAIL = "checker@example.com"
+
+
+# --- state builders (plain boto3, as the solution does) -----------------------------------------
+def _clients(aws):
+    return (aws.session.client("sns", region_name="us-east-1"),
+            aws.session.client("cloudwatch", region_name="us-east-1"),
+            aws.session.client("budgets", region_name="us-east-1"))
+
+
+def _wipe(aws):
+    sns, cw, budgets = _clients(aws)
+    cw.delete_alarms(AlarmNames=[lab01.ALARM])
+    try:
+        budgets.delete_budget(AccountId=aws.account_id, BudgetName=lab01.BUDGET)
+    except ClientError:
+        pass
+    for topic in sns.list_topics()["Topics"]:
+        if topic["TopicArn"].endswith(":" + lab01.TOPIC):
+            sns.delete_topic(TopicArn=topic["TopicArn"])
+    control(aws.endpoint, "billing", {"usd_per_day": 0, "charges": 0})
+
+
+@pytest.fixture()
+def aws(local_aws):
+    _wipe(local_aws)
+    yield local_aws
+    _wipe(local_aws)
+
+
+def make_topic(aws, protocol="email", confirm=True) -> str:
+    sns = _clients(aws)[0]
+    arn = sns.create_topic(Name=lab01.TOPIC)["TopicArn"]
+    endpoint = EMAIL if protocol.startswith("email") else "+15555550100"
+    sns.subscribe(TopicArn=arn, Protocol=protocol, Endpoint=endpoint)
+    if confirm and protocol.startswith("email"):
+        import labkit.cloudwatch
+
+        labkit.cloudwatch.confirm_email_subscription(aws, arn, EMAIL)
+    return arn
+
+
+def make_alarm(aws, topic_arn, **overrides) -> None:
+    kwargs = dict(AlarmName=lab01.ALARM, Namespace="AWS/Billing", MetricName="EstimatedCharges",
+                  Dimensions=[{"Name": "Currency", "Value": "USD"}], Statistic="Maximum", Period=21600,
+                  EvaluationPeriods=1, Threshold=10.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                  AlarmActions=[topic_arn])
+    kwargs.update(overrides)
+    _clients(aws)[1].put_metric_alarm(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def make_budget(aws, kinds=("ACTUAL", "FORECASTED"), budget_type="COST") -> None:
+    _clients(aws)[2].create_budget(
+        AccountId=aws.account_id,
+        Budget={"BudgetName": lab01.BUDGET, "BudgetType": budget_type, "TimeUnit": "MONTHLY",
+                "BudgetLimit": {"Amount": "20", "Unit": "USD"}},
+        NotificationsWithSubscribers=[
+            {"Notification": {"NotificationType": kind, "ComparisonOperator": "GREATER_THAN",
+                              "Threshold": 80.0, "ThresholdType": "PERCENTAGE"},
+             "Subscribers": [{"SubscriptionType": "EMAIL", "Address": EMAIL}]} for kind in kinds])
+
+
+def _fails(check, aws, pattern: str) -> None:
+    with pytest.raises(AssertionError, match=pattern):
+        check(aws)
+
+
+# --- checks -------------------------------------------------------------------------------------
+def test_check_topic(aws):
+    _fails(lab01.check_topic, aws, "no SNS topic 'billing-alerts'")
+    make_topic(aws, protocol="sms")
+    _fails(lab01.check_topic, aws, "no e-mail subscription .*sms")
+    make_topic(aws, confirm=False)
+    _fails(lab01.check_topic, aws, "PendingConfirmation")
+    make_topic(aws)
+    lab01.check_topic(aws)
+
+
+@pytest.mark.parametrize("overrides, pattern", [
+    ({"Statistic": "Average"}, "uses Average — .*Maximum"),
+    ({"Dimensions": None}, "dimensions none"),
+    ({"Period": 300}, "Period=300"),
+    ({"Threshold": 100.0}, "Threshold=100"),
+    ({"AlarmActions": None}, "does not notify topic"),
+    ({"Namespace": "AWS/EC2"}, "watches AWS/EC2"),
+])
+def test_check_alarm_wrong(aws, overrides, pattern):
+    make_alarm(aws, make_topic(aws), **overrides)
+    _fails(lab01.check_alarm, aws, pattern)
+
+
+def test_check_alarm_good_and_missing(aws):
+    _fails(lab01.check_alarm, aws, "no alarm 'billing-10usd'")
+    make_alarm(aws, make_topic(aws))
+    lab01.check_alarm(aws)
+
+
+def test_check_budget(aws):
+    _fails(lab01.check_budget, aws, "no budget 'monthly-cost'")
+    make_budget(aws, kinds=("ACTUAL",))
+    _fails(lab01.check_budget, aws, "no FORECASTED")
+    _wipe(aws)
+    make_budget(aws, budget_type="USAGE")
+    _fails(lab01.check_budget, aws, "type USAGE")
+    _wipe(aws)
+    make_budget(aws)
+    lab01.check_budget(aws)
+
+
+def test_check_notification_tested(aws):
+    topic = make_topic(aws)
+    make_alarm(aws, topic)
+    _fails(lab01.check_notification_tested, aws, "never set to ALARM by hand")
+    cw = _clients(aws)[1]
+    cw.disable_alarm_actions(AlarmNames=[lab01.ALARM])
+    cw.set_alarm_state(AlarmName=lab01.ALARM, StateValue="ALARM", StateReason="test")
+    _fails(lab01.check_notification_tested, aws, "published nothing")
+    make_alarm(aws, topic)  # re-created: history before the new configuration no longer counts
+    _fails(lab01.check_notification_tested, aws, "never set to ALARM by hand")
+    cw.set_alarm_state(AlarmName=lab01.ALARM, StateValue="ALARM", StateReason="test")
+    lab01.check_notification_tested(aws)
+
+
+def test_check_alarm_fired(aws):
+    import labkit.cloudwatch
+
+    cw = _clients(aws)[1]
+    topic = make_topic(aws)
+    make_alarm(aws, topic)
+    cw.set_alarm_state(AlarmName=lab01.ALARM, StateValue="ALARM", StateReason="by hand")
+    _fails(lab01.check_alarm_fired, aws, "never crossed its threshold")
+    cw.delete_alarms(AlarmNames=[lab01.ALARM])
+    labkit.cloudwatch.simulate_charges(aws, usd_per_day=0, charges=50.0)  # straight over the line
+    make_alarm(aws, topic)
+    assert cw.describe_alarms(AlarmNames=[lab01.ALARM])["MetricAlarms"][0]["StateValue"] == "ALARM"
+    _fails(lab01.check_alarm_fired, aws, "without first being OK")
+    cw.delete_alarms(AlarmNames=[lab01.ALARM])
+    labkit.cloudwatch.simulate_charges(aws, usd_per_day=0, charges=1.0)
+    aws.fast_forward(hours=7)  # leave the 6-hour period that saw 50 USD behind
+    make_alarm(aws, topic)
+    labkit.cloudwatch.simulate_charges(aws, usd_per_day=12.0)
+    labkit.cloudwatch.wait_for_alarm(aws, lab01.ALARM, "OK", max_hours=12)
+    labkit.cloudwatch.wait_for_alarm(aws, lab01.ALARM, "ALARM", max_hours=24 * 40, step_hours=6)
+    lab01.check_alarm_fired(aws)
+
+
+def test_check_cleanup(aws):
+    make_topic(aws)
+    _fails(lab01.check_cleanup, aws, "topic 'billing-alerts' still exists")
+    make_budget(aws)
+    _fails(lab01.check_cleanup, aws, "budget 'monthly-cost' still exists")
+    make_alarm(aws, make_topic(aws))
+    _fails(lab01.check_cleanup, aws, "alarm 'billing-10usd' still exists")
+    _wipe(aws)
+    lab01.check_cleanup(aws)
+
+
+# --- the notebook -------------------------------------------------------------------------------
+def _graded_cells(nb):
+    return [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+
+
+@pytest.mark.slow
+def test_solution_runs_twice_with_full_marks():
+    for _ in range(2):
+        nb = execute_notebook(NOTEBOOK)  # raises on any error, hidden checks included
+        graded = _graded_cells(nb)
+        assert sum(c.metadata["nbgrader"]["points"] for c in graded) == 10
+        assert all(o.output_type != "error" for c in graded for o in c.outputs)
+
+
+@pytest.mark.slow
+def test_blank_notebook_scores_zero(tmp_path):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
+            cell.source = re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "raise NotImplementedError()",
+                                 cell.source, flags=re.S)
+    blank = tmp_path / NOTEBOOK.name
+    nbformat.write(nb, blank)
+    executed = execute_notebook(blank, allow_errors=True)
+    graded = _graded_cells(executed)
+    assert len(graded) == 6
+    for cell in graded:
+        assert any(o.output_type == "error" for o in cell.outputs), f"{cell.id} passed on a blank notebook"

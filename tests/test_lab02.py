@@ -1,0 +1,241 @@
+"""Lab 02 (S3 lifecycle): the solution runs twice, the blank scores zero, and each check passes on
+the correct state and fails, naming the mistake, on plausible wrong ones.
+
+The checks read the course bucket ``aws.bucket``; the check tests build its state themselves and
+empty it afterwards (no other test in the suite writes raw/ or scratch/ of the course bucket)."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import REPO, execute_notebook
+from grader.checks import lab02
+
+NOTEBOOK = REPO / "solutions" / "02-s3-lifecycle" / "02-s3-lifecycle.ipynb"
+
+RULES = [
+    {"ID": "raw-tiering", "Status": "Enabled", "Filter": {"Prefix": "raw/"},
+     "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"}, {"Days": 90, "StorageClass": "GLACIER"}],
+     "Expiration": {"Days": 365}, "NoncurrentVersionExpiration": {"NoncurrentDays": 30}},
+    {"ID": "housekeeping", "Status": "Enabled", "Filter": {"Prefix": ""},
+     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+     "Expiration": {"ExpiredObjectDeleteMarker": True}},
+    {"ID": "scratch-expiry", "Status": "Enabled", "Filter": {"Tag": {"Key": "retention", "Value": "scratch"}},
+     "Expiration": {"Days": 7}},
+]
+
+
+def _empty_bucket(aws):
+    s3 = aws.client("s3")
+    try:
+        s3.head_bucket(Bucket=aws.bucket)
+    except ClientError:
+        return
+    for upload in s3.list_multipart_uploads(Bucket=aws.bucket).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=aws.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    doomed = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=aws.bucket):
+        doomed += [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+    for begin in range(0, len(doomed), 1000):
+        s3.delete_objects(Bucket=aws.bucket, Delete={"Objects": doomed[begin:begin + 1000], "Quiet": True})
+    s3.delete_bucket_lifecycle(Bucket=aws.bucket)
+    s3.delete_bucket(Bucket=aws.bucket)
+
+
+@pytest.fixture()
+def aws(local_aws):
+    _empty_bucket(local_aws)
+    yield local_aws
+    _empty_bucket(local_aws)
+
+
+@pytest.fixture(scope="module")
+def layout():
+    from labkit.datasets import raw_layout
+
+    return list(raw_layout())
+
+
+def make_bucket(aws, versioning=True, encryption=True):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=aws.bucket)
+    if versioning:
+        s3.put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Enabled"})
+    if encryption:
+        s3.put_bucket_encryption(Bucket=aws.bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+
+
+def upload(aws, items, transform=lambda key, data: (key, data)):
+    s3 = aws.client("s3")
+    for key, data in items:
+        key, data = transform(key, data)
+        s3.put_object(Bucket=aws.bucket, Key=key, Body=data)
+
+
+def put_rules(aws, rules):
+    aws.client("s3").put_bucket_lifecycle_configuration(Bucket=aws.bucket,
+                                                        LifecycleConfiguration={"Rules": rules})
+
+
+def _fails(check, pattern, *args):
+    with pytest.raises(AssertionError, match=pattern):
+        check(*args)
+
+
+def _replace(rule_id, **changes):
+    rules = [dict(r) for r in RULES]
+    for r in rules:
+        if r["ID"] == rule_id:
+            r.update(changes)
+            for key, value in list(changes.items()):
+                if value is None:
+                    r.pop(key)
+    return rules
+
+
+# --- checks -------------------------------------------------------------------------------------
+def test_check_bucket(aws):
+    _fails(lab02.check_bucket, "does not exist", aws)
+    make_bucket(aws, versioning=False)
+    _fails(lab02.check_bucket, "versioning .* is off", aws)
+    aws.client("s3").put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Suspended"})
+    _fails(lab02.check_bucket, "versioning .* is Suspended", aws)
+    _empty_bucket(aws)
+    make_bucket(aws, encryption=False)
+    _fails(lab02.check_bucket, "no default encryption", aws)
+    _empty_bucket(aws)
+    make_bucket(aws)
+    lab02.check_bucket(aws)
+
+
+def test_check_raw_upload(aws, layout):
+    make_bucket(aws)
+    _fails(lab02.check_raw_upload, "no objects under raw/", aws)
+    upload(aws, layout[:5], lambda key, data: (key.replace("raw/", "data/"), data))
+    _fails(lab02.check_raw_upload, "no objects under raw/", aws)
+    upload(aws, layout[10:])
+    _fails(lab02.check_raw_upload, "10 of 369 raw files are missing", aws)
+    import gzip
+
+    upload(aws, layout[:10], lambda key, data: (key, gzip.compress(data)))
+    _fails(lab02.check_raw_upload, "flights_2013-01-01.csv has .* bytes, the data set's file has", aws)
+    upload(aws, layout[:10])
+    lab02.check_raw_upload(aws)
+
+
+@pytest.mark.parametrize("rules, pattern", [
+    (None, "no lifecycle configuration"),
+    (_replace("raw-tiering", Status="Disabled"), "no enabled rule .* raw/ .*Disabled"),
+    (_replace("raw-tiering", Transitions=[{"Days": 60, "StorageClass": "STANDARD_IA"},
+                                          {"Days": 90, "StorageClass": "GLACIER"}]),
+     "STANDARD_IA after 60 days"),
+    (_replace("raw-tiering", Transitions=[{"Days": 30, "StorageClass": "STANDARD_IA"}]), "no GLACIER transition"),
+    (_replace("raw-tiering", Expiration=None), "never expires"),
+    (_replace("raw-tiering", NoncurrentVersionExpiration=None), "noncurrent versions"),
+    (_replace("housekeeping", AbortIncompleteMultipartUpload=None), "incomplete multipart uploads"),
+    (_replace("scratch-expiry", Filter={"Prefix": "scratch/"}), "tagged retention=scratch"),
+    (_replace("scratch-expiry", Expiration={"Days": 30}), "after 30 days"),
+])
+def test_check_lifecycle_wrong(aws, rules, pattern):
+    make_bucket(aws)
+    if rules is not None:
+        put_rules(aws, rules)
+    _fails(lab02.check_lifecycle, pattern, aws)
+
+
+def test_check_lifecycle_and_rejected_rule(aws):
+    make_bucket(aws)
+    put_rules(aws, RULES)
+    lab02.check_lifecycle(aws)
+    bad = {"ID": "too-early", "Status": "Enabled", "Filter": {"Prefix": "raw/"},
+           "Transitions": [{"Days": 15, "StorageClass": "STANDARD_IA"}]}
+    with pytest.raises(ClientError) as err:
+        put_rules(aws, RULES + [bad])
+    code = err.value.response["Error"]["Code"]
+    _fails(lab02.check_rejected_rule, "not rejected", aws, None)
+    _fails(lab02.check_rejected_rule, "rejected_code is 'MalformedXML'", aws, "MalformedXML")
+    lab02.check_rejected_rule(aws, code)
+    put_rules(aws, [RULES[1]])  # the learner replaced the good configuration by a partial one
+    _fails(lab02.check_rejected_rule, "no enabled rule", aws, code)
+
+
+def _scratch_and_upload(aws):
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=aws.bucket, Key="scratch/a.csv", Body=b"x", Tagging="retention=scratch")
+    s3.create_multipart_upload(Bucket=aws.bucket, Key="scratch/big.bin")
+
+
+def _by_class(aws):
+    out = {}
+    for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=aws.bucket, Prefix="raw/"):
+        for o in page.get("Contents", []):
+            out[o["StorageClass"]] = out.get(o["StorageClass"], 0) + o["Size"]
+    return out
+
+
+def test_check_aged_and_cleanup(aws, layout):
+    make_bucket(aws)
+    upload(aws, layout)
+    put_rules(aws, RULES)
+    _scratch_and_upload(aws)
+    _fails(lab02.check_aged, "no object under raw/ has reached STANDARD_IA", aws, _by_class(aws))
+    aws.fast_forward(days=10)  # scratch expired, upload aborted, nothing transitioned yet
+    _fails(lab02.check_aged, "no object under raw/ has reached STANDARD_IA", aws, _by_class(aws))
+    aws.fast_forward(days=25)
+    wrong = dict(_by_class(aws))
+    wrong["STANDARD"] += 1
+    _fails(lab02.check_aged, "by_class says", aws, wrong)
+    _fails(lab02.check_aged, "not a mapping", aws, ["STANDARD"])
+    lab02.check_aged(aws, _by_class(aws))
+    # clean-up: scratch/ versions and markers left, a new incomplete upload, noncurrent raw/ versions
+    _fails(lab02.check_cleanup, "scratch/ still holds 1 version", aws)
+    s3 = aws.client("s3")
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=aws.bucket, Prefix="scratch/"):
+        doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                  for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if doomed:
+            s3.delete_objects(Bucket=aws.bucket, Delete={"Objects": doomed})
+    lab02.check_cleanup(aws)
+    key, data = layout[0]
+    s3.put_object(Bucket=aws.bucket, Key=key, Body=data)  # an identical re-upload: a new version
+    _fails(lab02.check_cleanup, "raw/ holds 1 noncurrent version", aws)
+    old = [v for v in s3.list_object_versions(Bucket=aws.bucket, Prefix=key)["Versions"] if not v["IsLatest"]]
+    s3.delete_object(Bucket=aws.bucket, Key=key, VersionId=old[0]["VersionId"])
+    s3.create_multipart_upload(Bucket=aws.bucket, Key="scratch/again.bin")
+    _fails(lab02.check_cleanup, "1 incomplete multipart upload", aws)
+
+
+# --- the notebook -------------------------------------------------------------------------------
+def _graded_cells(nb):
+    return [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+
+
+@pytest.mark.slow
+def test_solution_runs_twice_with_full_marks():
+    for _ in range(2):
+        nb = execute_notebook(NOTEBOOK)  # raises on any error, hidden checks included
+        graded = _graded_cells(nb)
+        assert sum(c.metadata["nbgrader"]["points"] for c in graded) == 10
+        assert all(o.output_type != "error" for c in graded for o in c.outputs)
+
+
+@pytest.mark.slow
+def test_blank_notebook_scores_zero(tmp_path):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
+            cell.source = re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "raise NotImplementedError()",
+                                 cell.source, flags=re.S)
+    blank = tmp_path / NOTEBOOK.name
+    nbformat.write(nb, blank)
+    executed = execute_notebook(blank, allow_errors=True)
+    graded = _graded_cells(executed)
+    assert len(graded) == 6
+    for cell in graded:
+        assert any(o.output_type == "error" for o in cell.outputs), f"{cell.id} passed on a blank notebook"
