@@ -84,22 +84,23 @@ def feature_statistics(name: str, values: list, inferred: str | None = None) -> 
     present = [v for v in values if v not in (None, "")]
     common = {"num_present": len(present), "num_missing": len(values) - len(present)}
     if inferred in ("Integral", "Fractional"):
-        numbers = [n for n in (_as_number(v) for v in present) if n is not None]
-        count = len(numbers)
-        total = float(sum(numbers))
+        import numpy as np
+
+        numbers = np.array([n for n in (_as_number(v) for v in present) if n is not None], dtype=float)
+        count = int(numbers.size)
+        total = float(numbers.sum()) if count else 0.0
         mean = total / count if count else 0.0
-        std = math.sqrt(sum((n - mean) ** 2 for n in numbers) / count) if count else 0.0
-        low, high = (min(numbers), max(numbers)) if numbers else (0.0, 0.0)
+        std = float(numbers.std()) if count else 0.0
+        low, high = (float(numbers.min()), float(numbers.max())) if count else (0.0, 0.0)
         width = (high - low) / 10 or 1.0
-        buckets = []
-        for i in range(10):
-            lower, upper = low + i * width, low + (i + 1) * width
-            inside = sum(1 for n in numbers if lower <= n < upper or (i == 9 and n == upper))
-            buckets.append({"lower_bound": lower, "upper_bound": upper, "count": float(inside)})
+        edges = [low + i * width for i in range(11)]
+        counts, _ = np.histogram(numbers, bins=edges) if count else (np.zeros(10), None)
+        buckets = [{"lower_bound": edges[i], "upper_bound": edges[i + 1], "count": float(counts[i])}
+                   for i in range(10)]
         return {"name": name, "inferred_type": inferred, "numerical_statistics": {
             "common": common, "mean": mean, "sum": total, "std_dev": std, "min": low, "max": high,
             "distribution": {"kll": {"buckets": buckets, "sketch": {
-                "parameters": {"c": 0.64, "k": SKETCH_SIZE}, "data": [_sketch(numbers)]}}}}}
+                "parameters": {"c": 0.64, "k": SKETCH_SIZE}, "data": [_sketch(numbers.tolist())]}}}}}
     counts: dict[str, int] = {}
     for v in present:
         counts[str(v)] = counts.get(str(v), 0) + 1
