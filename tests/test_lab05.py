@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
@@ -165,9 +165,9 @@ def test_job_good_and_wrong(aws):
 
 
 # --- task 3 -------------------------------------------------------------------------------------
-def _write_curated(aws, keep_cancelled=False, fix_outlier=True, partitioned=True, fmt="parquet"):
-    s3 = aws.client("s3")
-    _empty(aws, lab05.CURATED)
+@functools.lru_cache(maxsize=None)
+def _frames(keep_cancelled: bool, fix_outlier: bool):
+    """What a (right or wrong) ETL job would produce: the joined table and the weather table."""
     weather = datasets.weather()
     if fix_outlier:
         weather.loc[weather["wind_speed"] > 100, "wind_speed"] = float("nan")
@@ -176,6 +176,13 @@ def _write_curated(aws, keep_cancelled=False, fix_outlier=True, partitioned=True
         flights = flights[flights["dep_time"].notna()]
     joined = flights.merge(weather.drop(columns=["year", "month", "day", "hour"]),
                            on=["origin", "time_hour"], how="left")
+    return joined, weather
+
+
+def _write_curated(aws, keep_cancelled=False, fix_outlier=True, partitioned=True, fmt="parquet"):
+    s3 = aws.client("s3")
+    _empty(aws, lab05.CURATED)
+    joined, weather = _frames(keep_cancelled, fix_outlier)
 
     def put(frame, key):
         buffer = io.BytesIO()
