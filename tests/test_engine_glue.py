@@ -332,3 +332,25 @@ def test_max_concurrent_runs_enforced(glue, scripts):
     assert run["JobRunState"] == "SUCCEEDED" and run["ExecutionTime"] >= 1
     second = glue.start_job_run(JobName=job)["JobRunId"]  # allowed once the first has finished
     assert _wait_run(glue, job, second)[0]["JobRunState"] == "SUCCEEDED"
+
+
+def test_crawled_table_is_what_athena_queries(glue, raw):
+    """The catalog the crawler writes is the one Athena reads: a GROUP BY equals pandas."""
+    database = _database(glue)
+    _crawl(glue, database, f"s3://{raw}/raw/flights/")
+    athena = boto3.client("athena")
+    query = athena.start_query_execution(
+        QueryString="SELECT month, count(*) AS n FROM flights GROUP BY month ORDER BY month",
+        QueryExecutionContext={"Database": database},
+        ResultConfiguration={"OutputLocation": f"s3://{raw}/athena-results/"})["QueryExecutionId"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = athena.get_query_execution(QueryExecutionId=query)["QueryExecution"]["Status"]
+        if state["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            break
+        time.sleep(0.1)
+    assert state["State"] == "SUCCEEDED", state
+    rows = athena.get_query_results(QueryExecutionId=query)["ResultSet"]["Rows"][1:]
+    got = {int(r["Data"][0]["VarCharValue"]): int(r["Data"][1]["VarCharValue"]) for r in rows}
+    flights = datasets.flights()
+    assert got == flights[flights["day"] == 1].groupby("month").size().to_dict()
