@@ -113,7 +113,7 @@ def main() -> None:
         tmp = Path(tmp)
         stock = make_course(tmp / "stock", n, stock=True)
         nbgrader = [str(Path(sys.executable).parent / "nbgrader")]
-        timed(nbgrader + ["generate_assignment", gs.LAB, "--force"], stock)
+        timed(nbgrader + ["generate_assignment", gs.LAB, "--force"], stock, "stock-generate")
         t_stock = timed(nbgrader + ["autograde", gs.LAB, "--force"], stock, "stock")
         timed(nbgrader + ["export"], stock)
         stock_scores = scores(stock / "grades.csv")
