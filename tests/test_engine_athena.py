@@ -378,3 +378,19 @@ def test_ctas_with_two_partition_columns_and_textfile(env):
     got, _ = frame(env, run(env, "SELECT count(*) AS n, sum(dep_delay) AS s FROM flights_text"))
     jan = datasets.flights()[datasets.flights()["month"] == 1]
     assert int(got["n"][0]) == len(jan) and int(got["s"][0]) == int(jan["dep_delay"].sum())
+
+
+def test_table_metadata_apis_read_the_glue_catalog(env):
+    athena = env["aws"].client("athena")
+    meta = athena.get_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=env["db"],
+                                     TableName="flights")["TableMetadata"]
+    assert meta["TableType"] == "EXTERNAL_TABLE"
+    assert [c["Name"] for c in meta["PartitionKeys"]] == ["year", "month"]
+    assert meta["Columns"][3] == {"Name": "dep_delay", "Type": "int"}
+    assert meta["Parameters"]["location"] == f"s3://{env['bucket']}/raw/flights/"
+    listed = athena.list_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=env["db"],
+                                        Expression="flights*", MaxResults=1)
+    assert listed["TableMetadataList"][0]["Name"] == "flights" and "NextToken" in listed
+    with pytest.raises(ClientError) as err:
+        athena.get_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=env["db"], TableName="nope")
+    assert err.value.response["Error"]["Code"] == "MetadataException"

@@ -1554,6 +1554,77 @@ def _get_work_group_response(self):
     return _original["get_work_group_response"](self)
 
 
+def _table_metadata(table: dict) -> dict:
+    sd = table.get("StorageDescriptor") or {}
+    out = {"Name": table["Name"], "CreateTime": table.get("CreateTime"),
+           "TableType": table.get("TableType", "EXTERNAL_TABLE"),
+           "Columns": [{k: c[k] for k in ("Name", "Type", "Comment") if k in c} for c in sd.get("Columns") or []],
+           "PartitionKeys": [{k: c[k] for k in ("Name", "Type", "Comment") if k in c}
+                             for c in table.get("PartitionKeys") or []],
+           "Parameters": dict(table.get("Parameters") or {})}
+    if sd.get("Location"):
+        out["Parameters"].setdefault("location", sd["Location"])
+    if sd.get("InputFormat"):
+        out["Parameters"].setdefault("inputformat", sd["InputFormat"])
+        out["Parameters"].setdefault("outputformat", sd.get("OutputFormat", ""))
+    lib = (sd.get("SerdeInfo") or {}).get("SerializationLibrary")
+    if lib:
+        out["Parameters"].setdefault("serde.serialization.lib", lib)
+        for k, v in ((sd.get("SerdeInfo") or {}).get("Parameters") or {}).items():
+            out["Parameters"].setdefault(f"serde.param.{k}", v)
+    return out
+
+
+def _metadata_tables(self, database: str) -> dict:
+    """Glue tables of ``database`` (MetadataException as AWS when the catalog or database is unknown)."""
+    from moto.core.exceptions import JsonRESTError
+
+    catalog = self._get_param("CatalogName")
+    if catalog != "AwsDataCatalog":
+        raise JsonRESTError("MetadataException", f"Catalog {catalog} not found.")
+    glue = _glue(self.athena_backend.account_id, self.athena_backend.region_name)
+    _sync_databases(self.athena_backend)
+    if database not in glue.databases:
+        raise JsonRESTError("MetadataException", f"Database {database} not found.")
+    return glue.databases[database].tables
+
+
+def _json_default(value):
+    return value.timestamp() if isinstance(value, datetime) else str(value)
+
+
+def _get_table_metadata_response(self):
+    """Athena GetTableMetadata over the Glue catalog (moto answers 500)."""
+    from moto.core.exceptions import JsonRESTError
+
+    database, name = self._get_param("DatabaseName"), self._get_param("TableName")
+    tables = _metadata_tables(self, database)
+    if name not in tables:
+        raise JsonRESTError("MetadataException", f"Table {name} not found in database {database}.")
+    return json.dumps({"TableMetadata": _table_metadata(tables[name].as_dict())}, default=_json_default)
+
+
+def _list_table_metadata_response(self):
+    """Athena ListTableMetadata (Expression is a regex-like filter, * wildcard; paginated)."""
+    from moto.core.exceptions import JsonRESTError
+
+    tables = _metadata_tables(self, self._get_param("DatabaseName"))
+    expression = self._get_param("Expression")
+    names = sorted(tables)
+    if expression:
+        pattern = re.compile(expression.replace("*", ".*") + "$")
+        names = [n for n in names if pattern.match(n)]
+    max_results = int(self._get_param("MaxResults") or 50)
+    if not 1 <= max_results <= 50:
+        raise JsonRESTError("InvalidRequestException", "MaxResults must be between 1 and 50")
+    start = int(self._get_param("NextToken") or 0)
+    page = names[start:start + max_results]
+    out = {"TableMetadataList": [_table_metadata(tables[n].as_dict()) for n in page]}
+    if start + max_results < len(names):
+        out["NextToken"] = str(start + max_results)
+    return json.dumps(out, default=_json_default)
+
+
 def _sync_databases(backend) -> None:
     """Athena's catalog view of databases is Glue's (AWS: AwsDataCatalog is the Glue catalog)."""
     from moto.athena.models import Database
@@ -1585,6 +1656,8 @@ def install() -> None:
     _original["get_query_results_response"] = responses.AthenaResponse.get_query_results
     responses.AthenaResponse.get_query_results = _get_query_results_response
 
+    responses.AthenaResponse.get_table_metadata = _get_table_metadata_response
+    responses.AthenaResponse.list_table_metadata = _list_table_metadata_response
     _original["get_work_group_response"] = responses.AthenaResponse.get_work_group
     responses.AthenaResponse.get_work_group = _get_work_group_response
     for meth in ("list_databases", "get_database"):
