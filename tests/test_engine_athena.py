@@ -394,3 +394,27 @@ def test_table_metadata_apis_read_the_glue_catalog(env):
     with pytest.raises(ClientError) as err:
         athena.get_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=env["db"], TableName="nope")
     assert err.value.response["Error"]["Code"] == "MetadataException"
+
+
+def test_table_created_by_a_glue_crawler_is_queryable(env):
+    glue = env["aws"].client("glue")
+    db = f"crawled_{uuid.uuid4().hex[:6]}"
+    glue.create_database(DatabaseInput={"Name": db})
+    name = f"crawler-{uuid.uuid4().hex[:6]}"
+    glue.create_crawler(Name=name, Role="arn:aws:iam::123456789012:role/glue", DatabaseName=db,
+                        Targets={"S3Targets": [{"Path": f"s3://{env['bucket']}/raw/flights/"}]})
+    glue.start_crawler(Name=name)
+    for _ in range(600):
+        if glue.get_crawler(Name=name)["Crawler"]["State"] == "READY":
+            break
+        time.sleep(0.05)
+    assert glue.get_crawler(Name=name)["Crawler"]["LastCrawl"]["Status"] == "SUCCEEDED"
+    execution = run(env, "SELECT month, count(*) AS n, avg(dep_delay) AS d FROM flights "
+                         "WHERE month = '02' GROUP BY month", database=db)
+    got, info = frame(env, execution)
+    feb = expected_flights()[expected_flights()["month"] == 2]
+    assert got.values.tolist()[0][:2] == ["02", str(len(feb))]
+    assert float(got["d"][0]) == pytest.approx(feb["dep_delay"].mean())
+    assert [c["Type"] for c in info] == ["varchar", "bigint", "double"]
+    full = run(env, "SELECT count(*) FROM flights", database=db)
+    assert execution["Statistics"]["DataScannedInBytes"] < full["Statistics"]["DataScannedInBytes"] / 2
