@@ -157,8 +157,13 @@ def check_builtin_xgboost(aws, prefix: str = PREFIX) -> None:
 
 
 def check_cleanup(aws) -> None:
-    """Clean-up: no lab 07 training job left running (a running job bills per second)."""
+    """Clean-up: no lab 07 training job left running (a running job bills per second). Only a lab
+    that was done can be cleaned up: its script-mode and built-in jobs must exist."""
     sm = aws.client("sagemaker")
+    for prefix, task in ((SCRIPT_JOB_PREFIX, 2), (XGBOOST_JOB_PREFIX, 4)):
+        done = sm.list_training_jobs(NameContains=prefix, StatusEquals="Completed")["TrainingJobSummaries"]
+        require(bool(done), f"no completed {prefix}* training job: the lab's work is missing",
+                f"complete task {task} before cleaning up")
     for status in ("InProgress", "Stopping"):
         running = [s["TrainingJobName"] for s in sm.list_training_jobs(
             NameContains="lab07", StatusEquals=status, MaxResults=100)["TrainingJobSummaries"]]

@@ -50,6 +50,7 @@ class _Tuning:
         self.backend = backend
         self.trials: list[dict] = []  # {"name", "params", "run", "objective"}
         self.stop_requested = False
+        self.parallel = 1
         self.lock = threading.Lock()
 
 
@@ -458,6 +459,7 @@ def _orchestrate(tuning: _Tuning) -> None:
     strategy = config.get("Strategy", "Bayesian")
     limits = config.get("ResourceLimits") or {}
     parallel = max(1, min(int(limits.get("MaxParallelTrainingJobs") or 1), os.cpu_count() or 1))
+    tuning.parallel = parallel
     seed = int(config.get("RandomSeed") or uuid.uuid4().int % (1 << 31))
     sampler = Sampler(strategy, space, seed, n_initial=max(3, parallel))
     max_jobs = int(limits.get("MaxNumberOfTrainingJobs") or (sampler.grid_size() if strategy == "Grid" else 1))
@@ -545,7 +547,10 @@ def _launch(tuning: _Tuning, definition: dict, space: list[Param], point: list[f
     hps.update(tuned)
     spec = dict(definition.get("AlgorithmSpecification") or {})
     spec.pop("AlgorithmName", None) if spec.get("TrainingImage") else None
-    training._tls.environment = definition.get("Environment") or {}
+    environment = dict(definition.get("Environment") or {})
+    # parallel trials share this machine's cores (on AWS each trial has its own instance)
+    environment.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // tuning.parallel)))
+    training._tls.environment = environment
     try:
         run = training.create_deferred(
             tuning.backend, training_job_name=name, hyper_parameters=hps,

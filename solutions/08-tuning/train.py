@@ -34,7 +34,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--learning-rate", type=float, default=0.1)
     parser.add_argument("--max-iter", type=int, default=100)
-    parser.add_argument("--max-depth", type=int, default=3, help="0 means unlimited")
+    parser.add_argument("--max-depth", type=int, default=0, help="0 means unlimited")
     parser.add_argument("--min-samples-leaf", type=int, default=20)
     parser.add_argument("--l2-regularization", type=float, default=0.0)
     args, _ = parser.parse_known_args()  # tolerate extra arguments the platform may add
