@@ -46,6 +46,34 @@ class GuardedExecute(Execute):
         600, help="Seconds one notebook may run in total; cells after that are not run (0 points)."
     ).tag(config=True)
 
+    max_output_bytes = Integer(
+        2_000_000, help="Output kept per cell while it runs; the rest is dropped at once, so a print "
+                        "loop cannot exhaust the grader's memory before the cell's time limit."
+    ).tag(config=True)
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Drop a cell's output beyond ``max_output_bytes`` as it arrives."""
+        if cell_index != getattr(self, "_output_cell", None):
+            self._output_cell, self._output_bytes, self._output_dropped = cell_index, 0, False
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(len(v) for v in content.get("data", {}).values()
+                                                   if isinstance(v, str))
+        room = self.max_output_bytes - self._output_bytes
+        self._output_bytes += size
+        if size > room and msg.get("msg_type") in (
+                "stream", "display_data", "execute_result", "update_display_data"):
+            if msg["msg_type"] == "stream" and room > 0:  # keep the head of a huge print
+                content["text"] = content["text"][:room]
+                self._output_bytes = self.max_output_bytes
+                return super().output(outs, msg, display_id, cell_index)
+            if not self._output_dropped:
+                self._output_dropped = True
+                name = cell_name(self.nb.cells[cell_index], cell_index)
+                EVENTS.append((name, f"output beyond {self.max_output_bytes:,} characters was discarded "
+                                     "while the cell ran"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = monotonic() + self.submission_timeout
         self._cell_timeout = self.timeout

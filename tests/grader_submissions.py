@@ -74,6 +74,13 @@ def output_flood():
     return _set(nb, "task1-solution", TASK1 + 'print("x" * 10_000_000)\n')
 
 
+def chatty():
+    """A correct submission printing 20 MB in 200,000 lines: output beyond the cap is dropped as it
+    arrives (bounded memory), graded 10/10."""
+    nb = good()
+    return _set(nb, "task1-solution", TASK1 + 'for i in range(200_000):\n    print("y" * 99)\n')
+
+
 def real_aws():
     """Task 1 sent to real AWS with fake credentials: blocked at once; with no bucket in the local
     AWS, task 2 fails too → 0/10."""
@@ -88,6 +95,7 @@ def real_aws():
 
 HOSTILE = {"good": (good, 10), "wrong": (wrong_content, 4), "loop": (infinite_loop, 6), "deaf": (sigint_ignoring, 6),
            "exit": (kernel_exit, 0), "deleted": (deleted_test_cell, 6), "flood": (output_flood, 10),
+           "chatty": (chatty, 10),
            "network": (real_aws, 0)}
 
 

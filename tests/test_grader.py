@@ -121,6 +121,7 @@ def test_hostile_batch_is_graded_completely_with_expected_scores(hostile):
     ("exit", "the kernel died while running task1-solution"),
     ("deleted", "task2-check: deleted from the submission; restored from the lab and run"),
     ("flood", "characters of output were cut"),
+    ("chatty", "output beyond 2,000,000 characters was discarded while the cell ran"),
     ("network", "network access blocked (graded code may only use the local AWS): s3.amazonaws.com:443"),
     ("wrong", "task1-check (-6): AssertionError: hello.txt contains b'hello world'"),
 ])
@@ -137,6 +138,8 @@ def test_good_submission_has_no_reasons_and_flood_is_truncated(hostile):
     assert results["good"]["reasons"] == []
     flooded = root / "autograded" / "flood" / gs.LAB / f"{gs.LAB}.ipynb"
     assert flooded.stat().st_size < 200_000  # 10 MB printed, a few kB stored
+    chatty = root / "autograded" / "chatty" / gs.LAB / f"{gs.LAB}.ipynb"
+    assert chatty.stat().st_size < 200_000
 
 
 def test_grades_csv_and_feedback_without_hidden_test_source(hostile):
