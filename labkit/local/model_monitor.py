@@ -78,15 +78,32 @@ def _sketch(numbers: list[float]) -> list[float]:
     return [ordered[round(i * step)] for i in range(SKETCH_SIZE)]
 
 
+def _numeric_column(values: list):
+    """The column as floats (missing → NaN), or None when any present value is not a number."""
+    import numpy as np
+
+    try:
+        return np.array(["nan" if v in (None, "") else v for v in values], dtype=float)
+    except (TypeError, ValueError):
+        return None
+
+
 def feature_statistics(name: str, values: list, inferred: str | None = None) -> dict:
     """One entry of statistics.json ``features[]``."""
-    inferred = inferred or _infer(values)
-    present = [v for v in values if v not in (None, "")]
-    common = {"num_present": len(present), "num_missing": len(values) - len(present)}
-    if inferred in ("Integral", "Fractional"):
-        import numpy as np
+    import numpy as np
 
-        numbers = np.array([n for n in (_as_number(v) for v in present) if n is not None], dtype=float)
+    array = _numeric_column(values) if inferred in (None, "Integral", "Fractional") else None
+    present = [v for v in values if v not in (None, "")] if array is None else None
+    if array is not None:
+        finite = array[~np.isnan(array)]
+        if inferred is None:
+            inferred = "Unknown" if finite.size == 0 else (
+                "Integral" if bool(np.all(np.mod(finite, 1) == 0)) else "Fractional")
+    else:
+        inferred = inferred if inferred == "String" else _infer(values)
+    if array is not None and inferred in ("Integral", "Fractional", "Unknown"):
+        numbers = finite
+        common = {"num_present": int(numbers.size), "num_missing": int(array.size - numbers.size)}
         count = int(numbers.size)
         total = float(numbers.sum()) if count else 0.0
         mean = total / count if count else 0.0
@@ -94,13 +111,15 @@ def feature_statistics(name: str, values: list, inferred: str | None = None) -> 
         low, high = (float(numbers.min()), float(numbers.max())) if count else (0.0, 0.0)
         width = (high - low) / 10 or 1.0
         edges = [low + i * width for i in range(11)]
-        counts, _ = np.histogram(numbers, bins=edges) if count else (np.zeros(10), None)
+        counts = np.histogram(numbers, bins=edges)[0] if count else np.zeros(10)
         buckets = [{"lower_bound": edges[i], "upper_bound": edges[i + 1], "count": float(counts[i])}
                    for i in range(10)]
         return {"name": name, "inferred_type": inferred, "numerical_statistics": {
             "common": common, "mean": mean, "sum": total, "std_dev": std, "min": low, "max": high,
             "distribution": {"kll": {"buckets": buckets, "sketch": {
                 "parameters": {"c": 0.64, "k": SKETCH_SIZE}, "data": [_sketch(numbers.tolist())]}}}}}
+    present = [v for v in values if v not in (None, "")]
+    common = {"num_present": len(present), "num_missing": len(values) - len(present)}
     counts: dict[str, int] = {}
     for v in present:
         counts[str(v)] = counts.get(str(v), 0) + 1
@@ -504,9 +523,7 @@ def run_execution(backend, schedule: dict, scheduled: datetime, start: datetime,
             columns = [names[i] if i < len(names) else f"_c{i}" for i in range(width)]
             types = {f["name"]: f["inferred_type"] for f in (base_cons or {}).get("features", [])}
             current = statistics(columns, rows, {c: t for c, t in types.items()
-                                                 if c in columns and t in ("Integral", "Fractional")
-                                                 and _infer([r[columns.index(c)] for r in rows
-                                                             if columns.index(c) < len(r)]) != "String"})
+                                                 if t in ("Integral", "Fractional")})
             s3_put(f"{destination}/statistics.json", json.dumps(current, indent=2).encode())
             found, distances = [], {}
             if base_cons is not None:
