@@ -200,3 +200,22 @@ def test_blank_notebook_scores_zero(tmp_path):
     assert len(graded) == 6
     for cell in graded:
         assert any(o.output_type == "error" for o in cell.outputs), f"{cell.id} passed on a blank notebook"
+
+
+# --- the learner helpers ------------------------------------------------------------------------
+def test_helpers_wait_and_confirm_fail_with_a_clear_message(aws):
+    import labkit.cloudwatch
+    from labkit.errors import LabkitError
+
+    topic = make_topic(aws)
+    make_alarm(aws, topic)
+    with pytest.raises(LabkitError, match="still INSUFFICIENT_DATA after"):
+        labkit.cloudwatch.wait_for_alarm(aws, lab01.ALARM, "ALARM", max_hours=2)
+    with pytest.raises(LabkitError, match="no alarm named"):
+        labkit.cloudwatch.wait_for_alarm(aws, "no-such-alarm", "ALARM", max_hours=1)
+    with pytest.raises(LabkitError, match="no confirmation e-mail to nobody@example.com"):
+        labkit.cloudwatch.confirm_email_subscription(aws, topic, "nobody@example.com")
+    # confirming twice returns the confirmed subscription instead of failing
+    arn = labkit.cloudwatch.confirm_email_subscription(aws, topic, EMAIL)
+    assert arn.startswith(topic + ":")
+    assert labkit.cloudwatch.outbox(aws, to=EMAIL, kind="confirmation")

@@ -239,3 +239,28 @@ def test_blank_notebook_scores_zero(tmp_path):
     assert len(graded) == 6
     for cell in graded:
         assert any(o.output_type == "error" for o in cell.outputs), f"{cell.id} passed on a blank notebook"
+
+
+# --- the learner helpers ------------------------------------------------------------------------
+def test_monthly_cost_small_object_rules():
+    import labkit.s3
+
+    gb = 1024 ** 3
+    assert labkit.s3.monthly_cost(gb, "STANDARD") == pytest.approx(0.023)
+    # STANDARD_IA bills at least 128 KB: a 10 KB object costs as much as a 128 KB one
+    assert labkit.s3.monthly_cost(10 * 1024, "STANDARD_IA") == labkit.s3.monthly_cost(128 * 1024, "STANDARD_IA")
+    assert labkit.s3.monthly_cost(10 * 1024, "STANDARD_IA") > labkit.s3.monthly_cost(10 * 1024, "STANDARD")
+    # GLACIER adds 40 KB of index per object (32 KB at its rate, 8 KB at STANDARD's)
+    overhead = (32 * 1024 * 0.0036 + 8 * 1024 * 0.023) / gb
+    assert labkit.s3.monthly_cost(0, "GLACIER") == pytest.approx(overhead)
+
+
+def test_age_objects_moves_the_clock_day_by_day(local_aws):
+    import labkit.s3
+    from labkit.errors import LabkitError
+
+    before = local_aws.now()
+    assert labkit.s3.age_objects(local_aws, 2) is True
+    assert (local_aws.now() - before).days == 2
+    with pytest.raises(LabkitError):
+        labkit.s3.age_objects(local_aws, -1)

@@ -118,7 +118,16 @@ def _statistic(data: list, alarm) -> tuple[float, float]:
     return min(singles + [a.min for a in aggs]), count
 
 
-def evaluate_alarm(backend, alarm, now: datetime | None = None) -> None:
+def _index(backend, namespace: str | None = None) -> dict[tuple[str, str], list]:
+    """The backend's datapoints grouped by (namespace, metric name): one pass for many alarms."""
+    series: dict[tuple[str, str], list] = {}
+    for datum in list(backend.metric_data):
+        if namespace is None or datum.namespace == namespace:
+            series.setdefault((datum.namespace, datum.name), []).append(datum)
+    return series
+
+
+def evaluate_alarm(backend, alarm, now: datetime | None = None, series: dict | None = None) -> None:
     """Evaluate one metric alarm at virtual time ``now``, as CloudWatch does every minute."""
     if alarm.rule is not None or alarm.metric_data_queries or alarm.comparison_operator not in \
             THRESHOLD_OPERATORS or not alarm.period or not alarm.evaluation_periods:
@@ -131,7 +140,9 @@ def evaluate_alarm(backend, alarm, now: datetime | None = None) -> None:
     compare, words = THRESHOLD_OPERATORS[alarm.comparison_operator]
     current = int(now.timestamp()) // period
     buckets: dict[int, list] = {}
-    for datum in backend.metric_data:
+    candidates = (series.get((alarm.namespace, alarm.metric_name), []) if series is not None
+                  else backend.metric_data)
+    for datum in list(candidates):
         if _matches(datum, alarm):
             ts = _aware(datum.timestamp)
             if ts <= now:
@@ -196,9 +207,11 @@ def evaluate_all(now: datetime | None = None, namespace: str | None = None) -> N
 
     for _account, regions in list(cloudwatch_backends.items()):
         for _region, backend in list(regions.items()):
-            for alarm in list(backend.alarms.values()):
-                if namespace is None or alarm.namespace == namespace:
-                    evaluate_alarm(backend, alarm, now)
+            alarms = [a for a in list(backend.alarms.values()) if namespace is None or a.namespace == namespace]
+            if alarms:
+                series = _index(backend, namespace)
+                for alarm in alarms:
+                    evaluate_alarm(backend, alarm, now, series)
 
 
 # --- CloudWatch: history and actions ------------------------------------------------------------
@@ -342,9 +355,11 @@ def _install_cloudwatch() -> None:
 
     def put_metric_data(self, namespace, metric_data):
         original_put_data(self, namespace, metric_data)
-        for alarm in list(self.alarms.values()):
-            if alarm.namespace == namespace:
-                evaluate_alarm(self, alarm)
+        alarms = [a for a in list(self.alarms.values()) if a.namespace == namespace]
+        if alarms:
+            series = _index(self, namespace)
+            for alarm in alarms:
+                evaluate_alarm(self, alarm, series=series)
 
     models.CloudWatchBackend.put_metric_data = put_metric_data
 
