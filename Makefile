@@ -40,6 +40,7 @@ lab: $(STAMP)
 
 release: $(STAMP)
 	$(BIN)/python -m grader release $(LAB)
+	$(BIN)/python book/make_toc.py
 
 grade: $(STAMP)
 	$(BIN)/python -m grader autograde $(LAB) --jobs $(JOBS)
