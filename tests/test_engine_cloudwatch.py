@@ -287,3 +287,29 @@ def test_budget_notifications_and_spend(local_aws, billing):
             {"Notification": actual, "Subscribers": [{"SubscriptionType": "EMAIL", "Address": "nope"}]}])
     assert err.value.response["Error"]["Code"] == "InvalidParameterException"
     budgets.delete_budget(AccountId=aws.account_id, BudgetName=name)
+
+
+def test_alarm_history_paging_filters_and_survives_deletion(local_aws):
+    cw = local_aws.client("cloudwatch")
+    name = _name("paged")
+    cw.put_metric_alarm(AlarmName=name, Namespace="Labkit/Test", MetricName=_name("P"), Statistic="Sum",
+                        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+    start = local_aws.now()
+    for state in ("OK", "ALARM", "OK"):
+        cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="paging test")
+    pages, token = [], None
+    while True:
+        page = cw.describe_alarm_history(AlarmName=name, HistoryItemType="StateUpdate", MaxRecords=2,
+                                         ScanBy="TimestampAscending", **({"NextToken": token} if token else {}))
+        pages.append([i["HistorySummary"] for i in page["AlarmHistoryItems"]])
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert pages == [["Alarm updated from INSUFFICIENT_DATA to OK", "Alarm updated from OK to ALARM"],
+                     ["Alarm updated from ALARM to OK"]]
+    assert cw.describe_alarm_history(AlarmName=name, AlarmTypes=["CompositeAlarm"])["AlarmHistoryItems"] == []
+    later = cw.describe_alarm_history(AlarmName=name, StartDate=start + timedelta(hours=1))
+    assert later["AlarmHistoryItems"] == []
+    cw.delete_alarms(AlarmNames=[name])
+    summaries = [i["HistorySummary"] for i in cw.describe_alarm_history(AlarmName=name)["AlarmHistoryItems"]]
+    assert summaries[0] == f'Alarm "{name}" deleted' and len(summaries) == 5

@@ -367,7 +367,7 @@ def _install_cloudwatch() -> None:
         """moto has no DescribeAlarmHistory; answer it from the history the engine records."""
         name = self._get_param("AlarmName")
         item_type = self._get_param("HistoryItemType")
-        types = self._get_param("AlarmTypes") or []
+        types = self._get_param("AlarmTypes") or ["MetricAlarm"]  # AWS: metric alarms by default
         start = self._get_param("StartDate")
         end = self._get_param("EndDate")
         limit = int(self._get_param("MaxRecords") or 100)
@@ -375,7 +375,7 @@ def _install_cloudwatch() -> None:
         items = list(_history.get((self.current_account, self.region), []))
         items = [i for i in items if (not name or i["AlarmName"] == name)
                  and (not item_type or i["HistoryItemType"] == item_type)
-                 and (not types or i["AlarmType"] in types)
+                 and i["AlarmType"] in types
                  and (not start or i["Timestamp"] >= _aware(start))
                  and (not end or i["Timestamp"] <= _aware(end))]
         if (self._get_param("ScanBy") or "TimestampDescending") == "TimestampDescending":
