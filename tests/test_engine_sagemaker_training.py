@@ -304,3 +304,17 @@ def test_list_training_jobs_filters_sorts_then_pages(data):
     with pytest.raises(ClientError) as err:
         sm.list_training_jobs(SortBy="Size")
     assert err.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_the_job_can_call_the_local_aws(data):
+    """Inside a job, boto3 reaches the same local AWS (as a job on AWS reaches its region)."""
+    s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+    script = ("import boto3, os\nboto3.client('s3').put_object(Bucket=os.environ['BUCKET'], "
+              "Key='from-the-job.txt', Body=os.environ['TRAINING_JOB_NAME'].encode())\n")
+    s3.put_object(Bucket=data["bucket"], Key="src/calls.tar.gz", Body=tar_gz({"train.py": script}))
+    name = _name("calls")
+    request = script_job(name, data["bucket"], "src/calls.tar.gz")
+    request["Environment"] = {"BUCKET": data["bucket"]}
+    sm.create_training_job(**request)
+    assert wait_training(sm, name)["TrainingJobStatus"] == "Completed"
+    assert s3.get_object(Bucket=data["bucket"], Key="from-the-job.txt")["Body"].read() == name.encode()

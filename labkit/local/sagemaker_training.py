@@ -76,6 +76,7 @@ class _Run:
     timed_out: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     log_stream: str = ""
+    endpoint: str | None = None  # the local AWS the job's code talks to (as a job uses its region)
     metric_series: dict = field(default_factory=dict)
 
 
@@ -110,7 +111,8 @@ def install() -> None:
         job = original_create(self, training_job_name=training_job_name, **kwargs)
         _prepare(job, user_metrics)
         run = _Run(job, self.account_id, self.region_name,
-                   environment=dict(getattr(_tls, "environment", None) or {}))
+                   environment=dict(getattr(_tls, "environment", None) or {}),
+                   endpoint=getattr(_tls, "endpoint", None) or os.environ.get("AWS_ENDPOINT_URL"))
         with _runs_lock:
             _runs[(self.account_id, self.region_name, training_job_name)] = run
         if not getattr(_tls, "defer", False):
@@ -121,6 +123,8 @@ def install() -> None:
 
     def response_create_training_job(self):
         _tls.environment = self._get_param("Environment") or {}
+        host = self.headers.get("Host") if self.headers else None
+        _tls.endpoint = f"http://{host}" if host else None
         try:
             return original_response_create(self)
         finally:
@@ -547,6 +551,11 @@ def _command(run: _Run, kind: str, ml: Path) -> tuple[list[str], dict, Path]:
         env[f"SM_CHANNEL_{name.upper()}"] = str(ml / "input/data" / name)
     for name, value in hps.items():
         env[f"SM_HP_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    if run.endpoint:
+        env.update({"AWS_ENDPOINT_URL": run.endpoint, "AWS_DEFAULT_REGION": run.region,
+                    "AWS_REGION": run.region})
+        env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     env.update({k: str(v) for k, v in run.environment.items()})
     if kind == "xgboost-algorithm":
         command = [sys.executable, "-u", "-m", "labkit.local._sm_xgboost_algorithm"]

@@ -39,6 +39,7 @@ SCALINGS = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 SORT_KEYS = ("Name", "CreationTime", "Status", "FinalObjectiveMetricValue")
 
 _state: dict[tuple[str, str, str], "_Tuning"] = {}
+_tls = threading.local()  # the endpoint the request came in on
 _state_lock = threading.Lock()
 
 
@@ -51,6 +52,7 @@ class _Tuning:
         self.trials: list[dict] = []  # {"name", "params", "run", "objective"}
         self.stop_requested = False
         self.parallel = 1
+        self.endpoint = None
         self.lock = threading.Lock()
 
 
@@ -226,12 +228,23 @@ def install() -> None:
         job = self.hyper_parameter_tuning_jobs[kwargs["hyper_parameter_tuning_job_name"]]
         _prepare(job)
         tuning = _Tuning(job, self)
+        tuning.endpoint = getattr(_tls, "endpoint", None) or os.environ.get("AWS_ENDPOINT_URL")
         with _state_lock:
             _state[(self.account_id, self.region_name, job.hyper_parameter_tuning_job_name)] = tuning
         from labkit.local.server import background
 
         background(_orchestrate, tuning)
         return arn
+
+    original_response_create = responses.SageMakerResponse.create_hyper_parameter_tuning_job
+
+    def response_create_hyper_parameter_tuning_job(self):
+        host = self.headers.get("Host") if self.headers else None
+        _tls.endpoint = f"http://{host}" if host else None
+        try:
+            return original_response_create(self)
+        finally:
+            _tls.endpoint = None
 
     def list_training_jobs_for_hyper_parameter_tuning_job(self):
         from moto.core.responses import ActionResult
@@ -286,6 +299,7 @@ def install() -> None:
         return EmptyResult()
 
     models.SageMakerModelBackend.create_hyper_parameter_tuning_job = create_hyper_parameter_tuning_job
+    responses.SageMakerResponse.create_hyper_parameter_tuning_job = response_create_hyper_parameter_tuning_job
     responses.SageMakerResponse.list_training_jobs_for_hyper_parameter_tuning_job = (
         list_training_jobs_for_hyper_parameter_tuning_job)
     responses.SageMakerResponse.stop_hyper_parameter_tuning_job = stop_hyper_parameter_tuning_job
@@ -551,6 +565,7 @@ def _launch(tuning: _Tuning, definition: dict, space: list[Param], point: list[f
     # parallel trials share this machine's cores (on AWS each trial has its own instance)
     environment.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // tuning.parallel)))
     training._tls.environment = environment
+    training._tls.endpoint = tuning.endpoint
     try:
         run = training.create_deferred(
             tuning.backend, training_job_name=name, hyper_parameters=hps,
@@ -568,6 +583,7 @@ def _launch(tuning: _Tuning, definition: dict, space: list[Param], point: list[f
             debug_rule_configurations=None, tensor_board_output_config=None, experiment_config=None)
     finally:
         training._tls.environment = None
+        training._tls.endpoint = None
     run.job.tuning_job_arn = job.arn
     trial = {"name": name, "params": tuned, "run": run, "point": point}
     with tuning.lock:
