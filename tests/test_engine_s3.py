@@ -210,3 +210,34 @@ def test_abort_incomplete_multipart_upload(local_aws):
     aws.fast_forward(days=2)
     uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert [u["Key"] for u in uploads] == ["elsewhere/big.bin"]
+
+
+def test_dates_must_be_midnight_and_not_mixed_with_days(local_aws):
+    from datetime import datetime, timezone
+
+    bucket = _bucket(local_aws)
+    noon = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+    midnight = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    code, message = _error(local_aws, bucket, [_rule(Expiration={"Date": noon})])
+    assert code == "InvalidArgument" and "midnight" in message
+    code, message = _error(local_aws, bucket, [_rule(Transitions=[
+        {"Date": midnight, "StorageClass": "GLACIER"}, {"Days": 400, "StorageClass": "DEEP_ARCHIVE"}])])
+    assert code == "InvalidArgument" and "mixed 'Date' and 'Days'" in message
+    _put_rules(local_aws, bucket, [_rule(Expiration={"Date": midnight},
+                                         Transitions=[{"Date": midnight, "StorageClass": "GLACIER"}])])
+    rule = local_aws.client("s3").get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]
+    assert rule["Expiration"]["Date"] == midnight and rule["Transitions"][0]["Date"] == midnight
+
+
+def test_date_based_expiration_applies_on_that_date(local_aws):
+    from datetime import timedelta
+
+    aws, bucket = local_aws, _bucket(local_aws)
+    s3 = aws.client("s3")
+    day = (aws.now() + timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+    _put_rules(aws, bucket, [_rule(Expiration={"Date": day})])
+    s3.put_object(Bucket=bucket, Key="raw/a.csv", Body=b"a")
+    aws.fast_forward(days=2)
+    assert "raw/a.csv" in _classes(aws, bucket)
+    aws.fast_forward(days=2)
+    assert _classes(aws, bucket) == {}

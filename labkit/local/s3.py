@@ -163,8 +163,11 @@ def _transitions(raw: dict, rule: dict, *, noncurrent: bool) -> list[dict]:
                                f"for storageClass '{cls}'", day_key, str(days))
             item[day_key] = days
         else:
-            item["Date"] = t["Date"]
+            item["Date"] = _midnight_date(t["Date"], element)
         out.append(item)
+    if any("Date" in t for t in out) and any(day_key in t for t in out):
+        raise _invalid(f"Found mixed 'Date' and 'Days' based {element} actions in lifecycle rule for "
+                       f"{_filter_text(rule)}", element, "")
     classes = [t["StorageClass"] for t in out]
     if len(set(classes)) != len(classes):
         raise _invalid(f"'StorageClass' must be different for '{element}' actions in same 'Rule' with "
@@ -183,6 +186,19 @@ def _transitions(raw: dict, rule: dict, *, noncurrent: bool) -> list[dict]:
                            f"{_filter_text(rule)} must be 30 days more than {_filter_text(rule)} in the "
                            f"{element} action for StorageClass '{e}'", day_key, str(later[day_key]))
     return out
+
+
+def _midnight_date(value: Any, element: str) -> str:
+    """A lifecycle ``Date`` must be an ISO 8601 date at midnight UTC (S3 rejects other times)."""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise _malformed() from None
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    when = when.astimezone(timezone.utc)
+    if (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
+        raise _invalid(f"'Date' must be at midnight GMT", "Date", str(value))
+    return value
 
 
 def normalise_rule(raw: dict, index: int) -> dict:
@@ -221,7 +237,7 @@ def normalise_rule(raw: dict, index: int) -> dict:
                 raise _invalid("'Days' for Expiration action must be a positive integer", "Days", str(days))
             exp["Days"] = days
         elif "Date" in expiration:
-            exp["Date"] = expiration["Date"]
+            exp["Date"] = _midnight_date(expiration["Date"], "Expiration")
         else:
             marker = str(expiration["ExpiredObjectDeleteMarker"]).lower()
             if marker not in ("true", "false"):
