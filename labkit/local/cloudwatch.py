@@ -128,7 +128,14 @@ def _index(backend, namespace: str | None = None) -> dict[tuple[str, str], list]
 
 
 def evaluate_alarm(backend, alarm, now: datetime | None = None, series: dict | None = None) -> None:
-    """Evaluate one metric alarm at virtual time ``now``, as CloudWatch does every minute."""
+    """Evaluate one metric alarm at virtual time ``now``, as CloudWatch does every minute.
+
+    Serialised: the clock thread and request threads must not both record the same change."""
+    with _lock:
+        _evaluate_alarm(backend, alarm, now, series)
+
+
+def _evaluate_alarm(backend, alarm, now: datetime | None, series: dict | None) -> None:
     if alarm.rule is not None or alarm.metric_data_queries or alarm.comparison_operator not in \
             THRESHOLD_OPERATORS or not alarm.period or not alarm.evaluation_periods:
         return  # composite, metric-math and anomaly-detection alarms are not evaluated
@@ -279,6 +286,11 @@ def _run_actions(alarm, old: str) -> None:
 
 def _update_state(self, reason: str, reason_data: str, state_value: str) -> None:
     """Replaces moto's ``Alarm.update_state``: history item + SNS actions, like CloudWatch."""
+    with _lock:
+        _apply_state(self, reason, reason_data, state_value)
+
+
+def _apply_state(self, reason: str, reason_data: str, state_value: str) -> None:
     old = self.state_value
     old_reason = self.state_reason
     self.state_reason = reason
