@@ -413,5 +413,8 @@ def test_table_created_by_a_glue_crawler_is_queryable(env):
     assert got.values.tolist()[0][:2] == ["02", str(len(feb))]
     assert float(got["d"][0]) == pytest.approx(feb["dep_delay"].mean())
     assert [c["Type"] for c in info] == ["varchar", "bigint", "double"]
+    mismatch = run(env, "SELECT count(*) FROM flights WHERE month = 2", database=db, expect="FAILED")
+    assert mismatch["Status"]["StateChangeReason"] == \
+        "TYPE_MISMATCH: line 1:36: Cannot apply operator: varchar = integer"
     full = run(env, "SELECT count(*) FROM flights", database=db)
     assert execution["Statistics"]["DataScannedInBytes"] < full["Statistics"]["DataScannedInBytes"] / 2

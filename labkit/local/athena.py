@@ -287,7 +287,8 @@ def _kv_list(text: str) -> dict[str, str]:
 
 def _position(sql: str, needle: str) -> str:
     """``line:col`` (1-based) of the first whole-word occurrence of ``needle`` in ``sql``."""
-    m = re.search(r"(?<![\w.])" + re.escape(needle) + r"(?!\w)", sql, flags=re.I)
+    m = re.search(r"(?<![\w.])" + re.escape(needle) + r"(?!\w)", sql, flags=re.I) or \
+        re.search(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", sql, flags=re.I)
     index = m.start() if m else 0
     line = sql.count("\n", 0, index) + 1
     col = index - (sql.rfind("\n", 0, index) + 1) + 1
@@ -334,6 +335,7 @@ class Ctx:
     output_location: str | None
     scanned: int = 0
     con: Any = None
+    column_types: dict = field(default_factory=dict)  # column name -> set of Hive types seen
 
 
 def _ensure_default_db(ctx: Ctx) -> None:
@@ -664,6 +666,8 @@ def _prepare(ctx: Ctx, sql: str, seen: set | None = None) -> None:
         count, alias = _alias_of(sql, ref)
         pcols = {k["Name"].lower() for k in table.get("PartitionKeys") or []}
         preds = _partition_predicates(sql, ref, alias, pcols) if pcols and count == 1 else []
+        for col in ((table.get("StorageDescriptor") or {}).get("Columns") or []) + (table.get("PartitionKeys") or []):
+            ctx.column_types.setdefault(col["Name"].lower(), set()).add(_duck_type(col["Type"]))
         relation = _table_relation(ctx, db, name, table, preds, _referenced_columns(sql))
         ctx.con.execute(f'CREATE OR REPLACE VIEW {CATALOG}."{db}"."{name}" AS {relation}')
 
@@ -757,8 +761,39 @@ def _athena_type(duck: str) -> tuple[str, str, int, int]:
     return a, h, p, 0
 
 
+_OPS = r"(=|<>|!=|<=|>=|<|>)"
+
+
+def _check_string_vs_number(ctx: Ctx, sql: str) -> None:
+    """Trino never compares varchar with a number (DuckDB would cast): fail like Athena does."""
+    text = _mask_strings(sql)
+    strings = {n for n, types in ctx.column_types.items() if types == {"VARCHAR"}}
+    if not strings:
+        return
+    number = r"-?\d+(?:\.\d+)?(?![\w.'])"
+    col = r"(?<![\w.'])(?:\w+\.)?\"?(\w+)\"?"
+    patterns = [(col + r"\s*" + _OPS + r"\s*(" + number + ")", 1, 2, 3),
+                (r"(?<![\w.'])(" + number[:-len("(?![\\w.'])")] + r")\s*" + _OPS + r"\s*(?:\w+\.)?\"?(\w+)\"?(?![\w(])", 3, 2, 1),
+                (col + r"\s+(?:NOT\s+)?IN\s*\(\s*(" + number + ")", 1, None, 2),
+                (col + r"\s+(?:NOT\s+)?BETWEEN\s+(" + number + ")", 1, None, 2)]
+    for pattern, ci, oi, ni in patterns:
+        for m in re.finditer(pattern, text, flags=re.I):
+            name = m.group(ci).lower()
+            if name in strings:
+                op = m.group(oi) if oi else ("IN" if "IN" in m.group(0).upper() and "BETWEEN" not in m.group(0).upper() else "BETWEEN")
+                kind = "integer" if "." not in m.group(ni) else "decimal"
+                if op in ("IN",):
+                    msg = "IN value and list items must be the same type: varchar"
+                elif op == "BETWEEN":
+                    msg = f"Cannot check if varchar is BETWEEN {kind} and {kind}"
+                else:
+                    msg = f"Cannot apply operator: varchar {'<>' if op == '!=' else op} {kind}"
+                raise AthenaQueryError(f"TYPE_MISMATCH: line {_position(sql, m.group(ci))}: {msg}", 1006)
+
+
 def run_select(ctx: Ctx, sql: str) -> Outcome:
     _prepare(ctx, sql)
+    _check_string_vs_number(ctx, sql)
     try:
         cur = ctx.con.execute(sql)
         rows = cur.fetchall()
@@ -1180,6 +1215,7 @@ def _ctas(ctx: Ctx, sql: str, m: re.Match) -> Outcome:
                                f"Athena will not delete data in your account.", 1006)
     partitioned_by = props.get("partitioned_by") or []
     _prepare(ctx, query)
+    _check_string_vs_number(ctx, query)
     try:
         desc = ctx.con.execute(f"SELECT * FROM ({query}) LIMIT 0").description
     except Exception as exc:
@@ -1282,6 +1318,7 @@ def _create_view(ctx: Ctx, sql: str, m: re.Match) -> Outcome:
         if not m.group(1):
             raise AthenaQueryError(f"line 1:1: View '{CATALOG}.{db}.{name}' already exists", 1006)
     _prepare(ctx, query)
+    _check_string_vs_number(ctx, query)
     try:
         desc = ctx.con.execute(f"SELECT * FROM ({query}) LIMIT 0").description
     except Exception as exc:
