@@ -30,7 +30,7 @@ PARTS = (
     ("Modelling", ("modelling",), range(6, 9)),
     ("Operations", ("operations",), range(9, 11)),
     ("Instructor guide", ("instructor-guide",), ()),
-    ("Reference", ("fidelity", "troubleshooting"), ()),
+    ("Reference", ("fidelity", "troubleshooting", "site"), ()),
 )
 INTRO = "intro"
 FIDELITY = "fidelity"  # index page; every book/fidelity/*.md becomes one of its sections
