@@ -623,9 +623,10 @@ def invoke(account: str, region: str, endpoint_name: str, body: bytes, content_t
 
     backend = sagemaker_backends[account][region]
     endpoint = backend.endpoints.get(endpoint_name)
-    if endpoint is not None and endpoint.endpoint_status in ("Creating", "Updating"):
-        _await_pending(backend, endpoint_name, timeout=60)
     runtime = _endpoints.get((account, region, endpoint_name))
+    if endpoint is not None and endpoint.endpoint_status == "Creating" and runtime is None:
+        _await_pending(backend, endpoint_name, timeout=60)  # (an Updating endpoint keeps serving)
+        runtime = _endpoints.get((account, region, endpoint_name))
     if endpoint is None or runtime is None or endpoint.endpoint_status not in ("InService", "Updating"):
         raise LookupError(f"Endpoint {endpoint_name} of account {account} not found.")
     if target_variant:
