@@ -44,6 +44,9 @@ def selfcheck(root: Path, lab: str | None = None, *, jobs: int | None = None,
                   and blank.get("score") == 0)
             rows.append({"lab": name, "solution": good, "blank": blank, "ok": ok,
                          "seconds": time.monotonic() - t0})
+            if not quiet:
+                print(f"  {name}: solution {fmt_score(good)}, blank {fmt_score(blank)} "
+                      f"({rows[-1]['seconds']:.0f} s) {'PASS' if ok else 'FAIL'}", flush=True)
     if not quiet:
         print(render(rows))
     return Result(rows)
