@@ -45,6 +45,7 @@ _INSPECT = """
     heading: (document.querySelector('main h1, article h1') || {}).textContent || '',
     textLength: ((document.querySelector('main') || document.body || {}).innerText || '').length,
     links: nav.map(a => a.href),
+    contentLinks: Array.from(document.querySelectorAll('main a[href]')).map(a => a.href),
     brokenImages: images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
     images: images.length,
     figures: images.filter(i => i.src.includes('/_images/')).length,
@@ -74,6 +75,8 @@ class PageReport:
     figures: int = 0                                            # images from _images/ (executed output)
     broken_images: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)   # same-origin resources >= 400 / failed
+    content_links: list[str] = field(default_factory=list)     # every link in the page body
+    broken_links: list[str] = field(default_factory=list)      # same-origin ones that do not load
     js_errors: list[str] = field(default_factory=list)
     screenshot: Path | None = None
 
@@ -86,6 +89,7 @@ class PageReport:
             found.append("no heading or almost no text: the page did not render")
         found += [f"missing image {src}" for src in self.broken_images]
         found += [f"failed request {r}" for r in self.failed_requests]
+        found += [f"broken link {link}" for link in self.broken_links]
         found += [f"JavaScript error: {e}" for e in self.js_errors]
         return found
 
@@ -149,6 +153,7 @@ class Chromium:
                          returnByValue=True)["result"].get("value") or {}
         report = PageReport(url=url, title=info.get("title", ""), heading=info.get("heading", ""),
                             text_length=info.get("textLength", 0), links=info.get("links", []),
+                            content_links=info.get("contentLinks", []),
                             images=info.get("images", 0), figures=info.get("figures", 0),
                             broken_images=info.get("brokenImages", []))
         origin = urllib.parse.urlsplit(url)[:2]
@@ -202,7 +207,7 @@ class SiteServer:
 
     def __init__(self, directory: Path):
         handler = functools.partial(_QuietHandler, directory=str(directory))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -218,6 +223,15 @@ class SiteServer:
         self.close()
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """The browser drops connections it no longer needs (navigating on): not an error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest output readable
         pass
@@ -227,7 +241,7 @@ def crawl(browser: Chromium, start: str, screenshots: Path | None = None) -> dic
     """Follow the site navigation (sidebar and previous/next links) from ``start``, breadth first,
     visiting every same-origin page once; returns {url: report}."""
     origin = urllib.parse.urlsplit(start)[:2]
-    queue, seen, reports = [start], {start}, {}
+    queue, seen, reports, checked = [start], {start}, {}, {}
     while queue:
         url = queue.pop(0)
         shot = None
@@ -236,12 +250,28 @@ def crawl(browser: Chromium, start: str, screenshots: Path | None = None) -> dic
             shot = screenshots / (path.replace("/", "__").removesuffix(".html") + ".png")
         report = browser.visit(url, shot)
         reports[url] = report
+        for link in report.content_links:     # links in the text: fetched, not navigated (fast)
+            target = link.split("#", 1)[0]
+            if urllib.parse.urlsplit(target)[:2] != origin:
+                continue
+            if target not in checked:
+                checked[target] = _loads(target)
+            if not checked[target]:
+                report.broken_links.append(link)
         for link in report.links:
             link = link.split("#", 1)[0]
             if urllib.parse.urlsplit(link)[:2] == origin and link not in seen:
                 seen.add(link)
                 queue.append(link)
     return reports
+
+
+def _loads(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status < 400
+    except OSError:
+        return False
 
 
 def screenshot_dir(repo: Path) -> Path:

@@ -156,6 +156,7 @@ def test_every_lab_and_page_is_in_the_navigation():
     for slug_path in make_toc.labs(REPO).values():
         page = (html / f"{slug_path}.html").read_text()
         _assert_launch_and_download(page, Path(slug_path).name)
+        assert 'class="cell_output' not in page, f"{slug_path}: lab pages must not be executed"
 
 
 @pytest.mark.slow

@@ -51,7 +51,8 @@ def test_crawl_reports_broken_pages_and_missing_images(browser, tmp_path):
     _write(tmp_path / "index.html", PAGE.format(title="Home", nav=nav, body=""))
     _write(tmp_path / "good.html", PAGE.format(title="Good", nav=nav, body="<img src='pixel.png'>"))
     (tmp_path / "pixel.png").write_bytes(PIXEL)
-    _write(tmp_path / "noimage.html", PAGE.format(title="No image", nav=nav, body="<img src='lost.png'>"))
+    _write(tmp_path / "noimage.html", PAGE.format(
+        title="No image", nav=nav, body="<img src='lost.png'><a href='good.html#x'>ok</a><a href='nowhere.html'>bad</a>"))
     with SiteServer(tmp_path) as site:
         reports = crawl(browser, site.url + "index.html", tmp_path / "shots")
         problems = {url.removeprefix(site.url): r.problems() for url, r in reports.items()}
@@ -59,6 +60,8 @@ def test_crawl_reports_broken_pages_and_missing_images(browser, tmp_path):
     assert problems["index.html"] == [] and problems["good.html"] == []
     assert any("missing image" in p and "lost.png" in p for p in problems["noimage.html"])
     assert any("HTTP status 404" in p for p in problems["gone.html"])
+    assert [p for p in problems["noimage.html"] if "broken link" in p] == [
+        f"broken link {site.url}nowhere.html"]
     assert (tmp_path / "shots" / "good.png").stat().st_size > 1000
 
 
