@@ -37,7 +37,7 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-PAGE = ("<!doctype html><html><head><title>{title}</title></head><body>"
+PAGE = ("<!doctype html><html><head><title>{title}</title><link rel='icon' href='data:,'></head><body>"
         "<nav class='bd-docs-nav'>{nav}</nav><main><h1>{title}</h1>"
         "<p>Enough text for a reader to see that this page rendered properly.</p>{body}</main></body></html>")
 # A 1x1 transparent PNG.
