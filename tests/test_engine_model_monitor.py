@@ -315,3 +315,42 @@ def test_data_quality_job_definition_schedule(local_aws, setup, baseline):
     assert summary["MonitoringExecutionStatus"] in ("Completed", "CompletedWithViolations")
     assert summary["MonitoringJobDefinitionName"] == job_def
     sm.delete_monitoring_schedule(MonitoringScheduleName=name)
+
+
+def test_sdk_default_model_monitor(local_aws, setup, quarters):
+    """sagemaker.core.model_monitor.DefaultModelMonitor: baseline, schedule, executions, violations."""
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.model_monitor import CronExpressionGenerator, DefaultModelMonitor
+    from sagemaker.core.model_monitor.dataset_format import DatasetFormat
+
+    q1, q3 = quarters
+    local_aws.fast_forward(hours=1)  # earlier tests' captures fall out of the next hourly window
+    sm = local_aws.client("sagemaker")
+    for existing in sm.list_monitoring_schedules(EndpointName=setup["endpoint"])["MonitoringScheduleSummaries"]:
+        sm.delete_monitoring_schedule(MonitoringScheduleName=existing["MonitoringScheduleName"])
+    monitor = DefaultModelMonitor(role=ROLE, instance_count=1, instance_type="ml.m5.xlarge",
+                                  sagemaker_session=Session(boto_session=local_aws.session,
+                                                            default_bucket=setup["bucket"]))
+    monitor.suggest_baseline(baseline_dataset=f"s3://{setup['bucket']}/baseline/q1.csv",
+                             dataset_format=DatasetFormat.csv(header=True),
+                             output_s3_uri=f"s3://{setup['bucket']}/sdk-baseline", wait=False, logs=False)
+    sm.get_waiter("processing_job_completed_or_stopped").wait(
+        ProcessingJobName=monitor.latest_baselining_job_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    assert [f["name"] for f in monitor.baseline_statistics().body_dict["features"]] == FEATURES
+    rt = local_aws.client("sagemaker-runtime")
+    for start in range(0, 400, 100):
+        rt.invoke_endpoint(EndpointName=setup["endpoint"], Body=_csv(q3[FEATURES].iloc[start:start + 100]),
+                           ContentType="text/csv")
+    monitor.create_monitoring_schedule(endpoint_input=setup["endpoint"],
+                                       output_s3_uri=f"s3://{setup['bucket']}/sdk-reports",
+                                       statistics=monitor.baseline_statistics(),
+                                       constraints=monitor.suggested_constraints(),
+                                       monitor_schedule_name=f"sdk-{setup['suffix']}",
+                                       schedule_cron_expression=CronExpressionGenerator.hourly())
+    assert monitor.describe_schedule()["MonitoringScheduleStatus"] == "Scheduled"
+    local_aws.fast_forward(hours=1)
+    assert len(monitor.list_executions()) == 1
+    drift = {v["feature_name"] for v in monitor.latest_monitoring_constraint_violations().body_dict["violations"]
+             if v["constraint_check_type"] == "baseline_drift_check"}
+    assert {"temp", "dewp"} <= drift and "distance" not in drift
+    monitor.delete_monitoring_schedule()

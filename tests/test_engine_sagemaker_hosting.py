@@ -385,3 +385,31 @@ def test_describe_endpoint_does_not_make_waiters_sleep(local_aws, artifacts):
     start = time.perf_counter()
     _endpoint(local_aws, artifacts, waiter={"Delay": 30, "MaxAttempts": 2})  # the default delay
     assert time.perf_counter() - start < 20  # a 30-second waiter delay would exceed this
+
+
+def test_sdk_v3_resources_deploy_and_invoke(local_aws, artifacts, data):
+    """The v3 SDK's sagemaker.core.resources parse our describe responses (no VpcConfig: {} etc.)."""
+    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
+    from sagemaker.core.shapes import CaptureOption, ContainerDefinition, DataCaptureConfig, ProductionVariant
+
+    suffix = uuid.uuid4().hex[:8]
+    model = Model.create(model_name=f"sdk-{suffix}", execution_role_arn=ROLE, primary_container=ContainerDefinition(
+        image=SKLEARN_IMAGE, model_data_url=f"s3://{artifacts['bucket']}/sk/model.tar.gz"))
+    config = EndpointConfig.create(
+        endpoint_config_name=f"sdk-{suffix}",
+        production_variants=[ProductionVariant(variant_name="AllTraffic", model_name=f"sdk-{suffix}",
+                                               instance_type="ml.m5.large", initial_instance_count=1)],
+        data_capture_config=DataCaptureConfig(enable_capture=True, initial_sampling_percentage=100,
+                                              destination_s3_uri=f"s3://{artifacts['bucket']}/sdk-capture",
+                                              capture_options=[CaptureOption(capture_mode="Input")]))
+    endpoint = Endpoint.create(endpoint_name=f"sdk-{suffix}", endpoint_config_name=f"sdk-{suffix}")
+    start = time.perf_counter()
+    endpoint.wait_for_status("InService")
+    assert time.perf_counter() - start < 10
+    assert endpoint.data_capture_config.capture_status == "Started"
+    rows = data[0][:4]
+    answer = endpoint.invoke(body=_csv(rows), content_type="text/csv", accept="application/json")
+    np.testing.assert_allclose(json.loads(answer.body.read()), artifacts["sk"].predict_proba(rows)[:, 1], rtol=1e-5)
+    endpoint.delete()
+    config.delete()
+    model.delete()

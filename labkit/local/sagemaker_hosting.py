@@ -32,7 +32,6 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Callable
 
 from labkit.local import clock
@@ -504,8 +503,10 @@ def _patch_control_plane() -> None:
     def delete_endpoint(self, endpoint_name):
         original_delete(self, endpoint_name)
         with _lock:
-            _endpoints.pop((self.account_id, self.region_name, endpoint_name), None)
+            runtime = _endpoints.pop((self.account_id, self.region_name, endpoint_name), None)
             _pending.pop((self.account_id, self.region_name, endpoint_name), None)
+        for variant in (runtime.variants.values() if runtime else []):
+            shutil.rmtree(variant.predictor.model_dir, ignore_errors=True)  # the unpacked artifact
 
     def update_endpoint(self, endpoint_name, endpoint_config_name):
         endpoint = self.endpoints.get(endpoint_name)
@@ -820,6 +821,7 @@ def _run_transform(backend, job) -> None:
             s3_put(out_cfg["S3OutputPath"].rstrip("/") + "/" + relative + ".out", result,
                    backend.account_id)
         job.transform_job_status = "Completed"
+        shutil.rmtree(predictor.model_dir, ignore_errors=True)
     except Exception as exc:
         job.transform_job_status = "Failed"
         job.failure_reason = f"{type(exc).__name__}: {exc}"[:1024]
