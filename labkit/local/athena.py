@@ -623,7 +623,8 @@ def _alias_of(sql: str, ref: str) -> tuple[int, str | None]:
 def _referenced_columns(sql: str) -> set[str] | None:
     """Identifiers a query mentions (None when it selects ``*``: every column is read)."""
     masked = _mask_strings(sql)
-    if re.search(r"(^|[\s,(.])\*", masked):
+    # SELECT *, SELECT t.*, ", *" read every column; count(*) and a * b do not
+    if re.search(r"(?:\bSELECT\s+(?:DISTINCT\s+|ALL\s+)?|,\s*)(?:\"?\w+\"?\.)?\*", masked, flags=re.I):
         return None
     return {m.group(1).lower() for m in re.finditer(r"\"?([A-Za-z_]\w*)\"?", masked)}
 
