@@ -93,14 +93,14 @@ def main() -> None:
             assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
             return described["FinalMetricDataList"][0]["Value"]
 
-        results = {}
-        for label, fn in (("train.py run directly", direct), ("local training job", job)):
-            times, value = [], None
-            for _ in range(args.repeat):
+        times = {"train.py run directly": [], "local training job": []}
+        values = {}
+        for _ in range(args.repeat):  # interleaved, so a change in machine load hits both sides
+            for label, fn in (("train.py run directly", direct), ("local training job", job)):
                 start = time.perf_counter()
-                value = fn()
-                times.append(time.perf_counter() - start)
-            results[label] = (statistics.median(times), value)
+                values[label] = fn()
+                times[label].append(time.perf_counter() - start)
+        results = {label: (statistics.median(times[label]), values[label]) for label in times}
     direct_s, direct_auc = results["train.py run directly"]
     job_s, job_auc = results["local training job"]
     assert abs(direct_auc - job_auc) < 1e-6, "the job must train the same model"
