@@ -241,7 +241,7 @@ def test_cleanup(aws):
     _crawl(aws, lab05.RAW_CRAWLER, f"s3://{aws.bucket}/raw/weather/", role)
     _fails(lab05.check_cleanup, aws, run_id, match="crawler 'raw-flights' still exists")
     aws.client("glue").delete_crawler(Name=lab05.RAW_CRAWLER)
-    _fails(lab05.check_cleanup, aws, run_id, match="database 'flights_db' still exists")
+    _fails(lab05.check_cleanup, aws, run_id, match="database 'flights_lake' still exists")
     aws.client("glue").delete_database(Name=lab05.DATABASE)
     _write_curated(aws)
     _fails(lab05.check_cleanup, aws, run_id, match="objects remain under")

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from grader.checks.common import fail, require
 
-DATABASE = "flights_db"
+DATABASE = "flights_lake"
 RAW_CRAWLER = "raw-flights"
 CURATED_CRAWLER = "curated-flights"
 JOB = "flights-weather-etl"
@@ -205,7 +205,7 @@ def check_curated_catalog(aws, raw_rows, curated_rows) -> None:
     require(raw_rows == expected["raw"], f"raw_rows is {raw_rows}",
             "count the data rows of every raw flights CSV (without the header lines)")
     require(curated_rows == expected["curated"], f"curated_rows is {curated_rows}",
-            "take the recordCount of table flights_weather (or count the Parquet rows)")
+            "count the rows of the curated Parquet files (their footers: metadata.num_rows)")
 
 
 def check_cleanup(aws, run_id) -> None:
