@@ -214,6 +214,15 @@ def test_workgroup_output_location_and_enforcement(env):
     execution = wait(env, qid)
     assert execution["ResultConfiguration"]["OutputLocation"].startswith(wg_out)
     assert execution["WorkGroup"] == name
+    loose = f"wg-{uuid.uuid4().hex[:6]}"
+    athena.create_work_group(Name=loose, Configuration={
+        "ResultConfiguration": {"OutputLocation": wg_out}, "EnforceWorkGroupConfiguration": False})
+    client_wins = wait(env, athena.start_query_execution(
+        QueryString="SELECT 1", WorkGroup=loose,
+        ResultConfiguration={"OutputLocation": env["out"]})["QueryExecutionId"])
+    assert client_wins["ResultConfiguration"]["OutputLocation"].startswith(env["out"])
+    default = wait(env, athena.start_query_execution(QueryString="SELECT 1", WorkGroup=loose)["QueryExecutionId"])
+    assert default["ResultConfiguration"]["OutputLocation"].startswith(wg_out)
     with pytest.raises(ClientError) as err:
         athena.start_query_execution(QueryString="SELECT 1")  # primary has no output location
     assert err.value.response["Error"]["Code"] == "InvalidRequestException"
@@ -424,3 +433,17 @@ def test_table_created_by_a_glue_crawler_is_queryable(env):
         "TYPE_MISMATCH: line 1:36: Cannot apply operator: varchar = integer"
     full = run(env, "SELECT count(*) FROM flights", database=db)
     assert execution["Statistics"]["DataScannedInBytes"] < full["Statistics"]["DataScannedInBytes"] / 2
+
+
+def test_stop_query_execution_keeps_a_finished_state(env):
+    athena = env["aws"].client("athena")
+    done = run(env, "SELECT 1 AS x")
+    athena.stop_query_execution(QueryExecutionId=done["QueryExecutionId"])
+    assert wait(env, done["QueryExecutionId"])["Status"]["State"] == "SUCCEEDED"
+    qid = start(env, "SELECT carrier, count(*) FROM flights GROUP BY carrier")
+    athena.stop_query_execution(QueryExecutionId=qid)
+    final = wait(env, qid)["Status"]["State"]
+    assert final in ("CANCELLED", "SUCCEEDED")  # it may have finished before the stop arrived
+    if final == "CANCELLED":
+        with pytest.raises(ClientError, match="CANCELLED"):
+            athena.get_query_results(QueryExecutionId=qid)

@@ -1582,6 +1582,18 @@ def _get_query_results_response(self):
     return json.dumps(out)
 
 
+def _stop_query_execution(self, exec_id: str) -> None:
+    """Cancel a queued or running query; a finished query keeps its final state (as on AWS)."""
+    execution = self.executions.get(exec_id)
+    if execution is None:
+        from moto.core.exceptions import JsonRESTError
+
+        raise JsonRESTError("InvalidRequestException", f"QueryExecution {exec_id} was not found")
+    if execution.status in ("QUEUED", "RUNNING"):
+        execution.status = "CANCELLED"
+        execution.end_time = time.time()
+
+
 def _get_work_group_response(self):
     """AWS answers an unknown workgroup with InvalidRequestException (moto returns null)."""
     from moto.core.exceptions import JsonRESTError
@@ -1689,6 +1701,7 @@ def install() -> None:
         return
     _original["start"] = AthenaBackend.start_query_execution
     AthenaBackend.start_query_execution = start_query_execution
+    AthenaBackend.stop_query_execution = _stop_query_execution
     _original["get_query_execution_response"] = responses.AthenaResponse.get_query_execution
     responses.AthenaResponse.get_query_execution = _get_query_execution_response
     _original["get_query_results_response"] = responses.AthenaResponse.get_query_results
