@@ -318,3 +318,24 @@ def test_the_job_can_call_the_local_aws(data):
     sm.create_training_job(**request)
     assert wait_training(sm, name)["TrainingJobStatus"] == "Completed"
     assert s3.get_object(Bucket=data["bucket"], Key="from-the-job.txt")["Body"].read() == name.encode()
+
+
+def test_metric_series_are_published_to_cloudwatch(data):
+    s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+    s3.put_object(Bucket=data["bucket"], Key="src/series.tar.gz", Body=tar_gz({"train.py": (
+        "for loss in [0.9, 0.5, 0.3]:\n    print(f'loss={loss}')\n")}))
+    name = _name("series")
+    sm.create_training_job(**script_job(name, data["bucket"], "src/series.tar.gz",
+                                        metrics=[{"Name": "train:loss", "Regex": r"loss=([0-9.]+)"}]))
+    job = wait_training(sm, name)
+    cw = boto3.client("cloudwatch")
+    listed = cw.list_metrics(Namespace="/aws/sagemaker/TrainingJobs",
+                             Dimensions=[{"Name": "Host", "Value": f"{name}/algo-1"}])["Metrics"]
+    assert [m["MetricName"] for m in listed] == ["train:loss"]
+    stats = cw.get_metric_statistics(
+        Namespace="/aws/sagemaker/TrainingJobs", MetricName="train:loss",
+        Dimensions=[{"Name": "Host", "Value": f"{name}/algo-1"}], StartTime=job["TrainingStartTime"],
+        EndTime=job["TrainingEndTime"] + __import__("datetime").timedelta(minutes=1), Period=60,
+        Statistics=["SampleCount", "Minimum", "Maximum"])["Datapoints"]
+    assert sum(p["SampleCount"] for p in stats) == 3
+    assert min(p["Minimum"] for p in stats) == 0.3 and max(p["Maximum"] for p in stats) == 0.9

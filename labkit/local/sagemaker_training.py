@@ -366,9 +366,32 @@ def _finish(run: _Run, final: str, reason: str | None) -> None:
             for name, series in run.metric_series.items()]
     if final != "Completed":
         job.model_artifacts = job.model_artifacts if _artifact_exists(job) else None
+    _publish_metrics(run)
     job.training_job_status = final
     job.last_modified_time = end
     run.done.set()
+
+
+def _publish_metrics(run: _Run) -> None:
+    """The metric time series in CloudWatch, namespace /aws/sagemaker/TrainingJobs, dimension
+    Host=<job>/algo-1, as AWS publishes what the metric definitions extract."""
+    if not run.metric_series:
+        return
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    host = f"{run.job.training_job_name}/algo-1"
+    from datetime import timezone
+
+    data = [{"MetricName": name, "Value": value, "Unit": "None",
+             "Timestamp": stamp.astimezone(timezone.utc).replace(tzinfo=None),  # moto keeps naive UTC
+             "Dimensions": [{"Name": "Host", "Value": host}]}
+            for name, series in run.metric_series.items() for stamp, value in series]
+    try:
+        backend = cloudwatch_backends[run.account][run.region]
+        for start in range(0, len(data), 1000):
+            backend.put_metric_data(LOG_GROUP, data[start:start + 1000])
+    except Exception:  # metrics are a by-product: never fail a finished job over them
+        log.exception("could not publish the metrics of %s", run.job.training_job_name)
 
 
 def classify(job) -> str:
