@@ -246,3 +246,23 @@ def test_deleted_stream_drops_its_buffer(env):
     aws.fast_forward(61)
     keys = _keys(s3, bucket)
     assert len(keys) == 1 and _lines(s3, bucket, keys[0]) == [b"kept"]
+
+
+def test_cloudwatch_metrics_published(env):
+    aws, s3, fh, bucket = env
+    name = _stream(fh, bucket, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 60})
+    fh.put_record_batch(DeliveryStreamName=name, Records=_records(25))
+    aws.fast_forward(61)
+    cloudwatch = boto3.client("cloudwatch")
+    end = aws.now()
+
+    def total(metric):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Firehose", MetricName=metric, StartTime=end.replace(year=end.year - 1),
+            EndTime=end.replace(year=end.year + 1), Period=86400, Statistics=["Sum"],
+            Dimensions=[{"Name": "DeliveryStreamName", "Value": name}])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    assert total("IncomingRecords") == 25
+    assert total("DeliveryToS3.Records") == 25
+    assert total("DeliveryToS3.Success") == 1

@@ -42,6 +42,7 @@ _lock = threading.RLock()
 _buffers: dict[str, "_Buffer"] = {}  # by delivery stream ARN
 _faults: dict[str, float] = {}  # stream name ("*" = all) -> fraction of records to fail (control API)
 _rng = random.Random(20130101)
+_metrics: list[tuple[str, str, str, list[tuple[str, float, str]]]] = []  # emitted outside _lock
 
 
 @dataclass
@@ -223,7 +224,35 @@ def _write(buffer: _Buffer, stream, records: list[tuple[datetime, bytes]]) -> bo
     except Exception:
         return False
     backend.put_object(bucket, key, body)
+    freshness = (clock.now() - oldest).total_seconds()
+    _metrics.append((buffer.account_id, buffer.region, buffer.stream_name, [
+        ("DeliveryToS3.Records", len(records), "Count"),
+        ("DeliveryToS3.Bytes", sum(len(d) for _, d in records), "Bytes"),
+        ("DeliveryToS3.Success", 1, "None"),
+        ("DeliveryToS3.DataFreshness", max(freshness, 0.0), "Seconds")]))
     return True
+
+
+def _emit_metrics() -> None:
+    """Publish the AWS/Firehose metrics gathered under the lock (CloudWatch alarms may fire)."""
+    with _lock:
+        pending = list(_metrics)
+        _metrics.clear()
+    if not pending:
+        return
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    stamp = clock.now().replace(tzinfo=None)
+    for account, region, stream, values in pending:
+        try:
+            cloudwatch_backends[account][region].put_metric_data("AWS/Firehose", [
+                {"MetricName": name, "Value": float(value), "Unit": unit, "Timestamp": stamp,
+                 "Dimensions": [{"Name": "DeliveryStreamName", "Value": stream}]}
+                for name, value, unit in values])
+        except Exception:  # metrics must never break delivery
+            import logging
+
+            logging.getLogger("labkit.firehose").exception("could not publish Firehose metrics")
 
 
 def _hints(stream) -> tuple[int, int]:
@@ -270,6 +299,7 @@ def _on_tick(now: datetime) -> None:
     with _lock:
         for arn in list(_buffers):
             _flush(arn, now)
+    _emit_metrics()
 
 
 # --- moto patches -------------------------------------------------------------------------------
@@ -323,7 +353,15 @@ def _put_record_batch(self, delivery_stream_name, records):
                 continue
             buffer.records.append((now, data))
             responses.append({"RecordId": uuid.uuid4().hex + uuid.uuid4().hex})
+        accepted = [p for p, r in zip(payloads, responses) if "RecordId" in r]
+        _metrics.append((self.account_id, self.region_name, delivery_stream_name, [
+            ("IncomingRecords", len(accepted), "Count"),
+            ("IncomingBytes", sum(len(p) for p in accepted), "Bytes"),
+            ("IncomingPutRequests", 1, "Count"),
+            ("PutRecordBatch.Records", len(payloads), "Count"),
+            ("ThrottledRecords", failed, "Count")]))
         _flush(stream.delivery_stream_arn, now)
+    _emit_metrics()
     return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
 
 
@@ -369,6 +407,7 @@ def _update_destination(self, delivery_stream_name, current_delivery_stream_vers
                                else "s3DestinationUpdate")
         with _lock:  # AWS delivers what was buffered under the old configuration first
             _flush(stream.delivery_stream_arn, clock.now(), force=True)
+        _emit_metrics()
     return _ORIGINAL["update_destination"](
         self, delivery_stream_name, current_delivery_stream_version_id, destination_id,
         s3_destination_update, extended_s3_destination_update, *args, **kwargs)
@@ -408,6 +447,7 @@ def _reset() -> None:
     with _lock:
         _buffers.clear()
         _faults.clear()
+        _metrics.clear()
 
 
 def _faults_route(payload: dict) -> dict:
