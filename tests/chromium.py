@@ -85,7 +85,8 @@ class PageReport:
         found = []
         if self.status is None or self.status >= 400:
             found.append(f"HTTP status {self.status}")
-        if self.status is not None and self.status < 400 and (not self.heading.strip() or self.text_length < 50):
+        rendered = bool(self.heading.strip()) and self.text_length >= 50
+        if self.status is not None and self.status < 400 and not rendered:
             found.append("no heading or almost no text: the page did not render")
         found += [f"missing image {src}" for src in self.broken_images]
         found += [f"failed request {r}" for r in self.failed_requests]

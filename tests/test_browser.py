@@ -52,7 +52,8 @@ def test_crawl_reports_broken_pages_and_missing_images(browser, tmp_path):
     _write(tmp_path / "good.html", PAGE.format(title="Good", nav=nav, body="<img src='pixel.png'>"))
     (tmp_path / "pixel.png").write_bytes(PIXEL)
     _write(tmp_path / "noimage.html", PAGE.format(
-        title="No image", nav=nav, body="<img src='lost.png'><a href='good.html#x'>ok</a><a href='nowhere.html'>bad</a>"))
+        title="No image", nav=nav,
+        body="<img src='lost.png'><a href='good.html#x'>ok</a><a href='nowhere.html'>bad</a>"))
     with SiteServer(tmp_path) as site:
         reports = crawl(browser, site.url + "index.html", tmp_path / "shots")
         problems = {url.removeprefix(site.url): r.problems() for url, r in reports.items()}
