@@ -208,7 +208,7 @@ def test_helpers_wait_and_confirm_fail_with_a_clear_message(aws):
     from labkit.errors import LabkitError
 
     topic = make_topic(aws)
-    make_alarm(aws, topic)
+    make_alarm(aws, topic, Namespace="Labkit/Test", MetricName="NeverPublished")  # no data, ever
     with pytest.raises(LabkitError, match="still INSUFFICIENT_DATA after"):
         labkit.cloudwatch.wait_for_alarm(aws, lab01.ALARM, "ALARM", max_hours=2)
     with pytest.raises(LabkitError, match="no alarm named"):
