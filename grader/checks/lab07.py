@@ -140,7 +140,7 @@ def check_builtin_xgboost(aws, prefix: str = PREFIX) -> None:
     job = _latest_job(aws, XGBOOST_JOB_PREFIX, "create_training_job(TrainingJobName='lab07-xgboost-...', ...)")
     require(_repo(job) in {"sagemaker-xgboost", "xgboost"},
             f"job {job['TrainingJobName']} uses image {job['AlgorithmSpecification'].get('TrainingImage')}",
-            "use the built-in XGBoost image (image_uris.retrieve('xgboost', region, '1.7-1'))")
+            "use the built-in XGBoost image (image_uris.retrieve('xgboost', region, '3.0-5'))")
     hps = job.get("HyperParameters", {})
     require("sagemaker_program" not in hps, f"job {job['TrainingJobName']} runs a script",
             "this task uses the built-in algorithm: no entry point, only hyper-parameters")
