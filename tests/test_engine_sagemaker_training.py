@@ -339,3 +339,16 @@ def test_metric_series_are_published_to_cloudwatch(data):
         Statistics=["SampleCount", "Minimum", "Maximum"])["Datapoints"]
     assert sum(p["SampleCount"] for p in stats) == 3
     assert min(p["Minimum"] for p in stats) == 0.3 and max(p["Maximum"] for p in stats) == 0.9
+
+
+def test_failure_file_becomes_the_failure_reason(data):
+    """A container that explains itself in /opt/ml/output/failure (SM_OUTPUT_DIR/failure)."""
+    s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+    script = ("import os, sys\nopen(os.path.join(os.environ['SM_OUTPUT_DIR'], 'failure'), 'w')"
+              ".write('the train channel has no label column')\nsys.exit(2)\n")
+    s3.put_object(Bucket=data["bucket"], Key="src/explains.tar.gz", Body=tar_gz({"train.py": script}))
+    name = _name("explains")
+    sm.create_training_job(**script_job(name, data["bucket"], "src/explains.tar.gz"))
+    job = wait_training(sm, name)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "AlgorithmError: the train channel has no label column"

@@ -78,6 +78,8 @@ class _Run:
     log_stream: str = ""
     endpoint: str | None = None  # the local AWS the job's code talks to (as a job uses its region)
     metric_series: dict = field(default_factory=dict)
+    program: str | None = None  # the script-mode entry point, once known
+    output_tail: list = field(default_factory=list)  # the last lines of output (for FailureReason)
 
 
 _runs: dict[tuple[str, str, str], _Run] = {}
@@ -626,7 +628,7 @@ def _command(run: _Run, kind: str, ml: Path) -> tuple[list[str], dict, Path]:
             c: env[f"SM_CHANNEL_{c.upper()}"] for c in user_channels},
         "model_dir": env["SM_MODEL_DIR"], "output_data_dir": env["SM_OUTPUT_DATA_DIR"],
         "hosts": ["algo-1"], "current_host": "algo-1", "num_cpus": int(env["SM_NUM_CPUS"]),
-        "num_gpus": 0, "user_entry_point": getattr(run, "program", None)})
+        "num_gpus": 0, "user_entry_point": run.program})
     return command, env, code
 
 
@@ -726,13 +728,10 @@ def _write_log(run: _Run, lines: list[str]) -> None:
 
 def _failure_reason(run: _Run, ml: Path, rc: int, command: list[str]) -> str:
     failure = ml / "output" / "failure"
-    if failure.is_file() and failure.read_text().strip():
+    if failure.is_file() and failure.read_text().strip():  # the container's own explanation
         text = failure.read_text().strip()
-        if text.startswith(("ClientError", "AlgorithmError")):
-            return text[:1024]
-        if run.job.algorithm_specification.get("TrainingImage") and "Traceback" not in text:
-            pass
-    message = _last_error_line(getattr(run, "output_tail", []))
+        return (text if text.startswith(("ClientError", "AlgorithmError")) else f"AlgorithmError: {text}")[:1024]
+    message = _last_error_line(run.output_tail)
     shown = " ".join(Path(part).name if part == sys.executable else part for part in command)
     return (f"AlgorithmError: ExecuteUserScriptError:\nExitCode {rc}\nErrorMessage \"{message}\"\n"
             f"Command \"{shown}\", exit code: {rc}")[:1024]
@@ -771,7 +770,7 @@ def _upload_outputs(run: _Run, ml: Path, kind: str) -> None:
     """model.tar.gz (+ code/ for script mode) and output.tar.gz, where AWS puts them."""
     job = run.job
     extra = {}
-    program = getattr(run, "program", None)
+    program = run.program
     if kind == "script" and program and (ml / "code").is_dir():
         extra["code"] = ml / "code"
     bucket, key = _split_s3(job.model_artifacts["S3ModelArtifacts"])
