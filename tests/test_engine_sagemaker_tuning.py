@@ -338,3 +338,35 @@ def test_sdk_hyperparameter_tuner_tune(bucket, local_aws, tmp_path):
               for t in _trials(sm, job.hyper_parameter_tuning_job_name)}
     assert len(values) == 4
     assert tuner.best_training_job() == max(values, key=values.get)
+
+
+EPOCHS_PY = '''
+import argparse, time
+parser = argparse.ArgumentParser()
+parser.add_argument("--quality", type=float)
+args = parser.parse_args()
+for epoch in range(8):
+    print(f"objective={args.quality * (epoch + 1) / 8!r}", flush=True)
+    time.sleep(0.4)
+'''
+
+
+def test_early_stopping_auto_stops_trials_below_the_median(bucket):
+    """Median stopping: with per-epoch reports, a clearly worse trial is stopped early."""
+    s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+    s3.put_object(Bucket=bucket, Key="src/epochs.tar.gz", Body=tar_gz({"train.py": EPOCHS_PY}))
+    name = _name("early")
+    ranges = {"CategoricalParameterRanges": [{"Name": "quality", "Values": ["1.0", "0.9", "0.1"]}]}
+    config = _config("Grid", ranges=ranges, TrainingJobEarlyStoppingType="Auto")
+    config["ResourceLimits"] = {"MaxParallelTrainingJobs": 2}
+    sm.create_hyper_parameter_tuning_job(HyperParameterTuningJobName=name, HyperParameterTuningJobConfig=config,
+                                         TrainingJobDefinition=_definition(bucket, "src/epochs.tar.gz"))
+    job = _wait(sm, name)
+    trials = {t["TunedHyperParameters"]["quality"]: t for t in _trials(sm, name)}
+    assert trials["1.0"]["TrainingJobStatus"] == trials["0.9"]["TrainingJobStatus"] == "Completed"
+    assert trials["0.1"]["TrainingJobStatus"] == "Stopped"
+    assert trials["0.1"]["ObjectiveStatus"] == "Succeeded"  # its last reported value still counts
+    assert trials["0.1"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] < 0.1
+    assert job["TrainingJobStatusCounters"]["Stopped"] == 1
+    assert job["HyperParameterTuningJobStatus"] == "Completed"
+    assert job["BestTrainingJob"]["TunedHyperParameters"] == {"quality": "1.0"}

@@ -13,6 +13,8 @@ MaxNumberOfTrainingJobs, the grid, the completion target or a stop. Strategies:
 * Grid: every combination of the categorical values, in order;
 * Hyperband: accepted and sampled like Random (no resource-based early stopping locally).
 
+``TrainingJobEarlyStoppingType='Auto'`` stops running trials by the median stopping rule.
+
 Scaling: Linear, Logarithmic, ReverseLogarithmic, Auto (logarithmic when the range spans two or more
 orders of magnitude and is positive, else linear). The objective is read from each trial's
 FinalMetricDataList; BestTrainingJob, TrainingJobStatusCounters and ObjectiveStatusCounters are real;
@@ -501,9 +503,11 @@ def _orchestrate(tuning: _Tuning) -> None:
                 _refresh(tuning)
             if not running:
                 break
-            done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+            done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
                 running.pop(future)
+            if config.get("TrainingJobEarlyStoppingType") == "Auto":
+                _early_stop(tuning, objective["MetricName"], sign)
             _refresh(tuning)
             best = job.best_training_job
             if target is not None and best and sign * best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] >= sign * float(target):
@@ -537,6 +541,35 @@ def _orchestrate(tuning: _Tuning) -> None:
         "NumberOfTrainingJobsObjectiveNotImproving": _not_improving(tuning, objective)}
     job.hyper_parameter_tuning_end_time = clock.now()
     job.last_modified_time = job.hyper_parameter_tuning_end_time
+
+
+def _early_stop(tuning: _Tuning, metric: str, sign: int) -> None:
+    """Median stopping rule (what TrainingJobEarlyStoppingType='Auto' does): stop a running trial
+    whose best objective after k reports is worse than the median, over the finished trials, of
+    their running average over their first k reports. Needs scripts that report every epoch."""
+    import statistics
+
+    finished = [t["run"].metric_series.get(metric, []) for t in tuning.trials
+                if t["run"].job.training_job_status == "Completed"]
+    finished = [[v for _, v in series] for series in finished if series]
+    if len(finished) < 2:
+        return
+    for trial in tuning.trials:
+        run = trial["run"]
+        series = [v for _, v in run.metric_series.get(metric, [])]
+        if run.job.training_job_status != "InProgress" or not series:
+            continue
+        k = len(series)
+        references = [sum(s[:k]) / len(s[:k]) for s in finished if len(s) >= k]
+        if len(references) < 2:
+            continue
+        best = max(series) if sign > 0 else min(series)
+        if sign * best < sign * statistics.median(references):
+            try:
+                training.stop(tuning.backend, trial["name"])
+                trial["early_stopped"] = True
+            except Exception:
+                pass
 
 
 def _not_improving(tuning: _Tuning, objective: dict) -> int:
