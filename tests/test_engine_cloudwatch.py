@@ -279,7 +279,8 @@ def test_budget_notifications_and_spend(local_aws, billing):
     mails = _outbox(aws, to=email, kind="budget")
     assert any("Actual Cost" in m["body"] for m in mails)
     notes = budgets.describe_notifications_for_budget(AccountId=aws.account_id, BudgetName=name)
-    assert {n["NotificationType"]: n["NotificationState"] for n in notes["Notifications"]}["ACTUAL"] == "ALARM"
+    states = {n["NotificationType"]: n["NotificationState"] for n in notes["Notifications"]}
+    assert states["ACTUAL"] == "ALARM"
     with pytest.raises(ClientError) as err:
         budgets.create_budget(AccountId=aws.account_id, Budget={
             "BudgetName": _name("bad"), "BudgetLimit": {"Amount": "1", "Unit": "USD"},
@@ -293,14 +294,16 @@ def test_alarm_history_paging_filters_and_survives_deletion(local_aws):
     cw = local_aws.client("cloudwatch")
     name = _name("paged")
     cw.put_metric_alarm(AlarmName=name, Namespace="Labkit/Test", MetricName=_name("P"), Statistic="Sum",
-                        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+                        Period=60, EvaluationPeriods=1, Threshold=1,
+                        ComparisonOperator="GreaterThanThreshold")
     start = local_aws.now()
     for state in ("OK", "ALARM", "OK"):
         cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="paging test")
     pages, token = [], None
     while True:
+        more = {"NextToken": token} if token else {}
         page = cw.describe_alarm_history(AlarmName=name, HistoryItemType="StateUpdate", MaxRecords=2,
-                                         ScanBy="TimestampAscending", **({"NextToken": token} if token else {}))
+                                         ScanBy="TimestampAscending", **more)
         pages.append([i["HistorySummary"] for i in page["AlarmHistoryItems"]])
         token = page.get("NextToken")
         if not token:

@@ -36,16 +36,18 @@ def _classes(aws, bucket) -> dict[str, str]:
 
 
 def _rule(**extra):
-    return {"ID": extra.pop("ID", "r"), "Status": "Enabled", "Filter": extra.pop("Filter", {"Prefix": "raw/"}),
-            **extra}
+    return {"ID": extra.pop("ID", "r"), "Status": "Enabled",
+            "Filter": extra.pop("Filter", {"Prefix": "raw/"}), **extra}
 
 
 # --- validation ---------------------------------------------------------------------------------
 def test_standard_ia_at_5_days_rejected_with_aws_error(local_aws):
     bucket = _bucket(local_aws)
-    code, message = _error(local_aws, bucket, [_rule(Transitions=[{"Days": 5, "StorageClass": "STANDARD_IA"}])])
+    code, message = _error(local_aws, bucket,
+                           [_rule(Transitions=[{"Days": 5, "StorageClass": "STANDARD_IA"}])])
     assert code == "InvalidArgument"
-    assert message == "'Days' in Transition action must be greater than or equal to 30 for storageClass 'STANDARD_IA'"
+    assert message == ("'Days' in Transition action must be greater than or equal to 30 "
+                       "for storageClass 'STANDARD_IA'")
     code, _ = _error(local_aws, bucket, [_rule(Transitions=[{"Days": 29, "StorageClass": "ONEZONE_IA"}])])
     assert code == "InvalidArgument"
     # the good state: 30 days for IA, 0 days is allowed for the Glacier classes
@@ -57,16 +59,20 @@ def test_standard_ia_at_5_days_rejected_with_aws_error(local_aws):
 @pytest.mark.parametrize("rule, code, fragment", [
     (_rule(Transitions=[{"Days": 90, "StorageClass": "GLACIER"}], Expiration={"Days": 60}),
      "InvalidArgument", "'Days' in the Expiration action"),
-    (_rule(Transitions=[{"Days": 30, "StorageClass": "GLACIER"}, {"Days": 60, "StorageClass": "STANDARD_IA"}]),
+    (_rule(Transitions=[{"Days": 30, "StorageClass": "GLACIER"},
+                        {"Days": 60, "StorageClass": "STANDARD_IA"}]),
      "InvalidArgument", "STANDARD -> STANDARD_IA"),
-    (_rule(Transitions=[{"Days": 30, "StorageClass": "STANDARD_IA"}, {"Days": 45, "StorageClass": "GLACIER"}]),
+    (_rule(Transitions=[{"Days": 30, "StorageClass": "STANDARD_IA"},
+                        {"Days": 45, "StorageClass": "GLACIER"}]),
      "InvalidArgument", "must be 30 days more than"),
     (_rule(Transitions=[{"Days": 30, "StorageClass": "GLACIER"}, {"Days": 60, "StorageClass": "GLACIER"}]),
      "InvalidArgument", "'StorageClass' must be different"),
     (_rule(Expiration={"Days": 0}), "InvalidArgument", "must be a positive integer"),
     (_rule(NoncurrentVersionTransitions=[{"NoncurrentDays": 10, "StorageClass": "STANDARD_IA"}]),
-     "InvalidArgument", "'NoncurrentDays' in NoncurrentVersionTransition action must be greater than or equal to 30"),
-    (_rule(Filter={"Tag": {"Key": "k", "Value": "v"}}, AbortIncompleteMultipartUpload={"DaysAfterInitiation": 7}),
+     "InvalidArgument",
+     "'NoncurrentDays' in NoncurrentVersionTransition action must be greater than or equal to 30"),
+    (_rule(Filter={"Tag": {"Key": "k", "Value": "v"}},
+           AbortIncompleteMultipartUpload={"DaysAfterInitiation": 7}),
      "InvalidArgument", "AbortIncompleteMultipartUpload cannot be specified with Tags"),
     (_rule(Filter={"Prefix": "raw/", "Tag": {"Key": "k", "Value": "v"}}, Expiration={"Days": 1}),
      "MalformedXML", "not well-formed"),
@@ -98,7 +104,8 @@ def test_configuration_round_trip_keeps_size_and_tag_filters(local_aws):
               Transitions=[{"Days": 0, "StorageClass": "DEEP_ARCHIVE"}]),
         _rule(ID="size", Filter={"ObjectSizeLessThan": 2048}, Expiration={"Days": 10}),
     ]
-    response = _put_rules(local_aws, bucket, rules, TransitionDefaultMinimumObjectSize="varies_by_storage_class")
+    response = _put_rules(local_aws, bucket, rules,
+                          TransitionDefaultMinimumObjectSize="varies_by_storage_class")
     assert response["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
     got = local_aws.client("s3").get_bucket_lifecycle_configuration(Bucket=bucket)
     assert got["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
@@ -202,7 +209,8 @@ def test_expired_object_delete_marker_removed(local_aws):
 def test_abort_incomplete_multipart_upload(local_aws):
     aws, bucket = local_aws, _bucket(local_aws)
     s3 = aws.client("s3")
-    _put_rules(aws, bucket, [_rule(Filter={"Prefix": "up/"}, AbortIncompleteMultipartUpload={"DaysAfterInitiation": 3})])
+    _put_rules(aws, bucket, [_rule(Filter={"Prefix": "up/"},
+                                   AbortIncompleteMultipartUpload={"DaysAfterInitiation": 3})])
     s3.create_multipart_upload(Bucket=bucket, Key="up/big.bin")
     s3.create_multipart_upload(Bucket=bucket, Key="elsewhere/big.bin")
     aws.fast_forward(days=2)

@@ -4,7 +4,6 @@ the correct state and fails, naming the mistake, on plausible wrong ones."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest

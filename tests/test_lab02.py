@@ -135,7 +135,8 @@ def test_check_raw_upload(aws, layout):
     (_replace("raw-tiering", Transitions=[{"Days": 60, "StorageClass": "STANDARD_IA"},
                                           {"Days": 90, "StorageClass": "GLACIER"}]),
      "STANDARD_IA after 60 days"),
-    (_replace("raw-tiering", Transitions=[{"Days": 30, "StorageClass": "STANDARD_IA"}]), "no GLACIER transition"),
+    (_replace("raw-tiering", Transitions=[{"Days": 30, "StorageClass": "STANDARD_IA"}]),
+     "no GLACIER transition"),
     (_replace("raw-tiering", Expiration=None), "never expires"),
     (_replace("raw-tiering", NoncurrentVersionExpiration=None), "noncurrent versions"),
     (_replace("housekeeping", AbortIncompleteMultipartUpload=None), "incomplete multipart uploads"),
@@ -248,7 +249,8 @@ def test_monthly_cost_small_object_rules():
     gb = 1024 ** 3
     assert labkit.s3.monthly_cost(gb, "STANDARD") == pytest.approx(0.023)
     # STANDARD_IA bills at least 128 KB: a 10 KB object costs as much as a 128 KB one
-    assert labkit.s3.monthly_cost(10 * 1024, "STANDARD_IA") == labkit.s3.monthly_cost(128 * 1024, "STANDARD_IA")
+    ia = "STANDARD_IA"
+    assert labkit.s3.monthly_cost(10 * 1024, ia) == labkit.s3.monthly_cost(128 * 1024, ia)
     assert labkit.s3.monthly_cost(10 * 1024, "STANDARD_IA") > labkit.s3.monthly_cost(10 * 1024, "STANDARD")
     # GLACIER adds 40 KB of index per object (32 KB at its rate, 8 KB at STANDARD's)
     overhead = (32 * 1024 * 0.0036 + 8 * 1024 * 0.023) / gb

@@ -75,8 +75,8 @@ def check_alarm(aws) -> None:
     require(alarm.get("EvaluationPeriods") == 1,
             f"alarm '{ALARM}' has EvaluationPeriods={alarm.get('EvaluationPeriods')}",
             "one period over the threshold is enough: EvaluationPeriods=1")
-    require(float(alarm.get("Threshold", -1)) == 10.0, f"alarm '{ALARM}' has Threshold={alarm.get('Threshold')}",
-            "the threshold is 10 (USD)")
+    require(float(alarm.get("Threshold", -1)) == 10.0,
+            f"alarm '{ALARM}' has Threshold={alarm.get('Threshold')}", "the threshold is 10 (USD)")
     require(alarm.get("ComparisonOperator") in ("GreaterThanOrEqualToThreshold", "GreaterThanThreshold"),
             f"alarm '{ALARM}' uses {alarm.get('ComparisonOperator')}",
             "alarm when charges reach the threshold: GreaterThanOrEqualToThreshold")
@@ -153,8 +153,9 @@ def check_notification_tested(aws) -> None:
     manual = [i for i, reason in _to_alarm(items) if not reason.startswith("Threshold Crossed")]
     require(bool(manual), f"alarm '{ALARM}' was never set to ALARM by hand",
             "test the notification path with cloudwatch.set_alarm_state(StateValue='ALARM', ...)")
-    actions = [i for i in items if i["HistoryItemType"] == "Action" and
-               i["HistorySummary"].startswith("Successfully executed action") and i["Timestamp"] >= manual[0]["Timestamp"]]
+    actions = [i for i in items if i["HistoryItemType"] == "Action"
+               and i["HistorySummary"].startswith("Successfully executed action")
+               and i["Timestamp"] >= manual[0]["Timestamp"]]
     require(bool(actions), f"alarm '{ALARM}' changed state but published nothing",
             "its AlarmActions must name the topic and ActionsEnabled must be true")
 
@@ -167,7 +168,8 @@ def check_alarm_fired(aws) -> None:
     evaluated = [i for i, reason in _to_alarm(items) if reason.startswith("Threshold Crossed")]
     require(bool(evaluated), f"alarm '{ALARM}' never crossed its threshold on real metric data",
             "simulate rising charges (labkit.cloudwatch.simulate_charges) and wait for ALARM")
-    oks = [i for i in items if i["HistoryItemType"] == "StateUpdate" and i["HistorySummary"].endswith("to OK")]
+    oks = [i for i in items
+           if i["HistoryItemType"] == "StateUpdate" and i["HistorySummary"].endswith("to OK")]
     require(any(o["Timestamp"] <= evaluated[-1]["Timestamp"] for o in oks),
             f"alarm '{ALARM}' went to ALARM without first being OK",
             "start the simulation below the threshold so you can watch OK turn into ALARM")

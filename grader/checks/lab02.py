@@ -80,7 +80,8 @@ def check_bucket(aws) -> None:
         rules = []
     algorithms = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules]
     require(any(a in ("AES256", "aws:kms", "aws:kms:dsse") for a in algorithms),
-            f"'{aws.bucket}' has no default encryption", "set it with put_bucket_encryption (SSEAlgorithm 'AES256')")
+            f"'{aws.bucket}' has no default encryption",
+            "set it with put_bucket_encryption (SSEAlgorithm 'AES256')")
 
 
 def check_raw_upload(aws) -> None:
@@ -91,7 +92,8 @@ def check_raw_upload(aws) -> None:
     require(bool(actual), f"there are no objects under raw/ in '{aws.bucket}'",
             "upload every (key, bytes) of labkit.datasets.raw_layout() with the key unchanged")
     missing = sorted(keys - set(actual))
-    require(not missing, f"{len(missing)} of {len(keys)} raw files are missing, e.g. {missing[0] if missing else ''}",
+    example = missing[0] if missing else ""
+    require(not missing, f"{len(missing)} of {len(keys)} raw files are missing, e.g. {example}",
             "upload every (key, bytes) pair of raw_layout()")
     wrong = [k for k, size in sizes.items() if actual[k]["Size"] != size]
     require(not wrong, f"{wrong[0] if wrong else ''} has {actual[wrong[0]]['Size'] if wrong else 0} bytes, "
@@ -126,7 +128,8 @@ def check_lifecycle(aws) -> None:
     incomplete multipart uploads are aborted; objects tagged retention=scratch expire after 7 days."""
     rules = _rules(aws)
     sample = "raw/flights/year=2013/month=01/flights_2013-01-01.csv"
-    raw_rules = [r for r in rules if _covers(r, sample) and (r.get("Transitions") or "Days" in r.get("Expiration", {}))]
+    raw_rules = [r for r in rules if _covers(r, sample)
+                 and (r.get("Transitions") or "Days" in r.get("Expiration", {}))]
     disabled = [r["ID"] for r in rules if r.get("Status") != "Enabled"]
     require(bool(raw_rules), "no enabled rule transitions or expires the objects under raw/"
             + (f" (rule(s) {disabled} are Disabled)" if disabled else ""),
@@ -139,8 +142,8 @@ def check_lifecycle(aws) -> None:
             "the lab asks for 30 days (the minimum S3 accepts)")
     require("GLACIER" in transitions, "the raw/ rule has no GLACIER transition",
             "add {'Days': 90, 'StorageClass': 'GLACIER'} (Glacier Flexible Retrieval)")
-    require(transitions["GLACIER"] == 90, f"the raw/ rule moves objects to GLACIER after {transitions['GLACIER']} days",
-            "use 90 days")
+    require(transitions["GLACIER"] == 90,
+            f"the raw/ rule moves objects to GLACIER after {transitions['GLACIER']} days", "use 90 days")
     expirations = [r["Expiration"].get("Days") for r in raw_rules if "Days" in r.get("Expiration", {})]
     require(bool(expirations), "the raw/ rule never expires objects", "add Expiration={'Days': 365}")
     require(365 in expirations, f"the raw/ rule expires objects after {expirations[0]} days", "use 365 days")
@@ -149,7 +152,8 @@ def check_lifecycle(aws) -> None:
             "add NoncurrentVersionExpiration={'NoncurrentDays': 30} (versioning keeps every overwrite)")
     aimu = [r for r in rules if _covers(r, "any/key") and r.get("AbortIncompleteMultipartUpload")]
     require(bool(aimu), "no enabled whole-bucket rule aborts incomplete multipart uploads",
-            "add a rule with Filter={'Prefix': ''} and AbortIncompleteMultipartUpload={'DaysAfterInitiation': 7}")
+            "add a rule with Filter={'Prefix': ''} and "
+            "AbortIncompleteMultipartUpload={'DaysAfterInitiation': 7}")
     tagged = []
     for r in rules:
         f = r.get("Filter") or {}
@@ -157,9 +161,11 @@ def check_lifecycle(aws) -> None:
         if r.get("Status") == "Enabled" and TAG in tags and "Days" in r.get("Expiration", {}):
             tagged.append(r)
     require(bool(tagged), "no enabled rule expires objects tagged retention=scratch",
-            "add a rule with Filter={'Tag': {'Key': 'retention', 'Value': 'scratch'}} and Expiration={'Days': 7}")
+            "add a rule with Filter={'Tag': {'Key': 'retention', 'Value': 'scratch'}} "
+            "and Expiration={'Days': 7}")
     require(tagged[0]["Expiration"]["Days"] == 7,
-            f"objects tagged retention=scratch expire after {tagged[0]['Expiration']['Days']} days", "use 7 days")
+            f"objects tagged retention=scratch expire after {tagged[0]['Expiration']['Days']} days",
+            "use 7 days")
 
 
 def check_rejected_rule(aws, rejected_code) -> None:
@@ -205,7 +211,8 @@ def check_cleanup(aws) -> None:
     versions, markers = _versions(aws, SCRATCH)
     require(not versions and not markers,
             f"scratch/ still holds {len(versions)} version(s) and {len(markers)} delete marker(s)",
-            "delete every version (delete_object with VersionId) — in a versioned bucket a plain delete only adds a marker")
+            "delete every version (delete_object with VersionId) — in a versioned bucket a plain "
+            "delete only adds a marker")
     versions, markers = _versions(aws, "raw/")
     old = [v for v in versions if not v.get("IsLatest")]
     require(not old and not markers,

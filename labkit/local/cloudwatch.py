@@ -182,8 +182,9 @@ def _evaluate_alarm(backend, alarm, now: datetime | None, series: dict | None) -
         new = "ALARM" if breaching >= m else "OK"
         shown = [p for p in present if (p[3] if new == "ALARM" else not p[3])] or present
         if shown:
-            listed = ", ".join(f"{p[1]:g} ({datetime.fromtimestamp(p[0] * period, timezone.utc):%d/%m/%y %H:%M:%S})"
-                               for p in reversed(shown))
+            listed = ", ".join(
+                f"{p[1]:g} ({datetime.fromtimestamp(p[0] * period, timezone.utc):%d/%m/%y %H:%M:%S})"
+                for p in reversed(shown))
             many = len(shown) > 1
             counted = (f"{len(shown)} out of the last {n} datapoints" if n > 1 else "1 datapoint")
             relation = words if new == "ALARM" else f"not {words}"
@@ -214,7 +215,8 @@ def evaluate_all(now: datetime | None = None, namespace: str | None = None) -> N
 
     for _account, regions in list(cloudwatch_backends.items()):
         for _region, backend in list(regions.items()):
-            alarms = [a for a in list(backend.alarms.values()) if namespace is None or a.namespace == namespace]
+            alarms = [a for a in list(backend.alarms.values())
+                      if namespace is None or a.namespace == namespace]
             if alarms:
                 series = _index(backend, namespace)
                 for alarm in alarms:
@@ -274,10 +276,12 @@ def _run_actions(alarm, old: str) -> None:
             continue  # Auto Scaling / EC2 / SSM actions are not emulated
         try:
             topic_backend = sns_backends[parts[4]][parts[3]]
-            subject = f'{alarm.state_value}: "{alarm.name}" in {REGION_NAMES.get(alarm.region_name, alarm.region_name)}'
+            where = REGION_NAMES.get(alarm.region_name, alarm.region_name)
+            subject = f'{alarm.state_value}: "{alarm.name}" in {where}'
             topic_backend.publish(json.dumps(_alarm_message(alarm, old)), arn, subject=subject[:100])
             _add_history(alarm, "Action", f"Successfully executed action {arn}",
-                         {"actionState": "Succeeded", "stateUpdateTimestamp": _iso(alarm.state_updated_timestamp),
+                         {"actionState": "Succeeded",
+                          "stateUpdateTimestamp": _iso(alarm.state_updated_timestamp),
                           "notificationResource": arn, "publishedMessage": {}})
         except Exception as exc:  # e.g. the topic was deleted: AWS records a failed action
             _add_history(alarm, "Action", f"Failed to execute action {arn}",
@@ -480,7 +484,8 @@ def _install_sns() -> None:
             if subscription.topic.arn == topic_arn and getattr(subscription, "_labkit_token", None) == token:
                 _confirm(subscription)
                 return ActionResult({"SubscriptionArn": subscription.arn})
-            if subscription.topic.arn == topic_arn and getattr(subscription, "_labkit_used_token", None) == token:
+            used = getattr(subscription, "_labkit_used_token", None)
+            if subscription.topic.arn == topic_arn and used == token:
                 return ActionResult({"SubscriptionArn": subscription.arn})
         raise SNSInvalidParameter("Invalid token")
 
@@ -500,7 +505,8 @@ def _send_confirmation(backend, subscription) -> None:
         body = json.dumps({"Type": "SubscriptionConfirmation", "MessageId": str(uuid.uuid4()),
                            "Token": token, "TopicArn": subscription.topic.arn,
                            "Message": f"You have chosen to subscribe to the topic {subscription.topic.arn}.\n"
-                                      "To confirm the subscription, visit the SubscribeURL included in this message.",
+                                      "To confirm the subscription, visit the SubscribeURL included in "
+                                      "this message.",
                            "SubscribeURL": link, "Timestamp": _iso(clock.now())}, indent=2)
     deliver_email(subscription.endpoint, f"{name} - AWS Notification - Subscription Confirmation"
                   if subscription.topic.display_name else "AWS Notification - Subscription Confirmation",
@@ -545,7 +551,8 @@ def _emit_billing(now: datetime) -> None:
         charges = round(state["charges"], 2)
     backend = cloudwatch_backends[LOCAL_ACCOUNT_ID]["us-east-1"]
     backend.put_metric_data("AWS/Billing", [{
-        "MetricName": "EstimatedCharges", "Value": charges, "Unit": "None", "Timestamp": hour.replace(tzinfo=None),
+        "MetricName": "EstimatedCharges", "Value": charges, "Unit": "None",
+        "Timestamp": hour.replace(tzinfo=None),
         "Dimensions": [{"Name": "Currency", "Value": "USD"}]}])
     _check_budgets(now)
 

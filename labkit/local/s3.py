@@ -379,6 +379,10 @@ def _best_transition(rules: list[dict], start: datetime, now: datetime, size: in
     return best
 
 
+def _rank(key) -> int:
+    return STORAGE_CLASS_RANK.get(key.storage_class or "STANDARD", 0)
+
+
 def apply_lifecycle(backend, bucket, now: datetime) -> None:
     """Apply every lifecycle action on ``bucket`` that is due at virtual time ``now``."""
     from moto.s3.models import FakeDeleteMarker
@@ -404,7 +408,7 @@ def apply_lifecycle(backend, bucket, now: datetime) -> None:
         if not isinstance(current, FakeDeleteMarker):
             start = current.last_modified
             target = _best_transition(matching, start, now, size, mode, noncurrent=False)
-            if target and STORAGE_CLASS_RANK[target] > STORAGE_CLASS_RANK.get(current.storage_class or "STANDARD", 0):
+            if target and STORAGE_CLASS_RANK[target] > _rank(current):
                 current.set_storage_class(target)
             expire = False
             for r in matching:
@@ -428,7 +432,7 @@ def apply_lifecycle(backend, bucket, now: datetime) -> None:
                 since = successor.last_modified
                 target = _best_transition(matching, since, now, version.size, mode, noncurrent=True,
                                           newer_rank=rank - 1)
-                if target and STORAGE_CLASS_RANK[target] > STORAGE_CLASS_RANK.get(version.storage_class or "STANDARD", 0):
+                if target and STORAGE_CLASS_RANK[target] > _rank(version):
                     version.set_storage_class(target)
                 for r in matching:
                     nve = r.get("NoncurrentVersionExpiration")
