@@ -886,6 +886,13 @@ def job_argv(script: str, job, run) -> list[str]:
     return argv
 
 
+def _text(output) -> str:
+    """Captured output of a killed process: bytes, text or None."""
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
 def _exception_line(stderr: str) -> str | None:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     for line in reversed(lines):
@@ -920,8 +927,7 @@ def _run_job(backend, job, run, endpoint: str) -> None:
                                            capture_output=True, text=True, env=env, cwd=work,
                                            timeout=float(run.timeout) * 60)
             except subprocess.TimeoutExpired as expired:
-                stdout = (expired.stdout or b"").decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
-                stderr = (expired.stderr or b"").decode() if isinstance(expired.stderr, bytes) else (expired.stderr or "")
+                stdout, stderr = _text(expired.stdout), _text(expired.stderr)
                 run.error_message = f"Job run timed out after {run.timeout} minutes"
                 run.status = "TIMEOUT"
                 return
@@ -969,7 +975,8 @@ def _create_trigger(self, name, workflow_name, trigger_type, schedule, predicate
     elif trigger_type == "CONDITIONAL" and not predicate:
         raise _error("InvalidInputException", "A CONDITIONAL trigger needs a Predicate")
     for action in actions or []:
-        job = getattr(action, "job_name", None) or (action.get("JobName") if isinstance(action, dict) else None)
+        job = getattr(action, "job_name", None) or (
+            action.get("JobName") if isinstance(action, dict) else None)
         crawler = getattr(action, "crawler_name", None) or (
             action.get("CrawlerName") if isinstance(action, dict) else None)
         if job and job not in self.jobs:

@@ -81,7 +81,8 @@ old = [{"Key": k} for k in keys(curated)]
 for begin in range(0, len(old), 1000):
     s3.delete_objects(Bucket=bucket, Delete={"Objects": old[begin:begin + 1000]})
 for month, part in joined.groupby("month"):
-    put_parquet(part.drop(columns=["month"]), f"{curated}flights_weather/month={month:02d}/part-00000.parquet")
+    put_parquet(part.drop(columns=["month"]),
+                f"{curated}flights_weather/month={month:02d}/part-00000.parquet")
 put_parquet(weather, f"{curated}weather/weather.parquet")
 print(f"wrote {len(joined)} rows to s3://{bucket}/{curated}flights_weather/ "
       f"({joined['month'].nunique()} month partitions) and {len(weather)} rows to {curated}weather/")
