@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         from grader.release import release
 
         done = release(root, args.lab)
-        print(f"released {len(done)} lab(s) into {root / 'labs'}: {', '.join(done) or 'none found in solutions/'}")
+        names = ", ".join(done) or "none found in solutions/"
+        print(f"released {len(done)} lab(s) into {root / 'labs'}: {names}")
         return 0
     if args.command == "autograde":
         from grader.autograde import autograde, submissions

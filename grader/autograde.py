@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.course import REPO, api, grading_env, kill_marked, load_config
+from grader.course import api, grading_env, kill_marked, load_config
 
 MISSING_NOTE = "was missing from the submission"
 STARTED_TOKENS: list[str] = []  # every worker token of this process (tests check none survive)
@@ -182,7 +182,8 @@ class Worker:
 
 def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[str] | None = None,
               cell_timeout: int | None = None, time_limit: int | None = None, slack: float = 60,
-              wall_limit: float | None = None, feedback: bool = True, export: bool = True, quiet: bool = False) -> list[dict]:
+              wall_limit: float | None = None, feedback: bool = True, export: bool = True,
+              quiet: bool = False) -> list[dict]:
     """Grade every submission of ``lab`` under ``root``; return one result dict per submission.
 
     ``time_limit`` is the notebook budget (GuardedExecute); the parent's hard wall-clock limit per
@@ -252,7 +253,8 @@ def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[s
             worker.close()
 
     with open(log_path, "a") as log:
-        threads = [threading.Thread(target=slot, args=(log,)) for _ in range(min(jobs, max(1, len(todo_ids))))]
+        slots = min(jobs, max(1, len(todo_ids)))
+        threads = [threading.Thread(target=slot, args=(log,)) for _ in range(slots)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -281,7 +283,8 @@ def table(results: list[dict]) -> str:
     rows += [(r["student"], fmt_score(r), r.get("status", ""), f"{r.get('seconds', 0):.1f}s",
               "; ".join(r.get("reasons", []))[:100]) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4]
+                     for row in rows)
 
 
 def write_report(path: Path, results: list[dict]) -> None:
@@ -292,9 +295,9 @@ def write_report(path: Path, results: list[dict]) -> None:
         with open(path, newline="") as handle:
             rows = {row["student"]: row for row in csv.DictReader(handle)}
     for r in results:
-        rows[r["student"]] = {"student": r["student"], "score": r.get("score"), "max_score": r.get("max_score"),
-                              "status": r.get("status"), "seconds": r.get("seconds"),
-                              "reasons": " | ".join(r.get("reasons", []))}
+        rows[r["student"]] = {"student": r["student"], "score": r.get("score"),
+                              "max_score": r.get("max_score"), "status": r.get("status"),
+                              "seconds": r.get("seconds"), "reasons": " | ".join(r.get("reasons", []))}
     with open(path, "w", newline="") as handle:
         out = csv.DictWriter(handle, fieldnames=fields)
         out.writeheader()
@@ -321,4 +324,4 @@ def generate_feedback(root: Path, lab: str) -> None:
               file=sys.stderr)
 
 
-__all__ = ["autograde", "submissions", "register", "export_grades", "generate_feedback", "REPO"]
+__all__ = ["autograde", "submissions", "register", "export_grades", "generate_feedback"]

@@ -43,7 +43,6 @@ def first_error(nb) -> str:
 
 def run_lab(root: Path, lab: str, *, cell_timeout: int = 600, time_limit: int = 1800) -> dict:
     """Execute one solution notebook; return status, score, max, seconds and the first error."""
-    from nbconvert.preprocessors import ExecutePreprocessor  # noqa: F401  (traitlets registration)
     from traitlets.config import Config
 
     from grader.preprocessors import GuardedExecute
@@ -85,8 +84,8 @@ def run_course(root: Path, lab: str | None = None, quiet: bool = False) -> list[
         rows.append(run_lab(root, name))
         if not quiet:
             row = rows[-1]
-            print(f"  {name}: {row['status']} {row['score']:g}/{row['max_score']:g} in {row['seconds']:.1f} s",
-                  flush=True)
+            print(f"  {name}: {row['status']} {row['score']:g}/{row['max_score']:g} "
+                  f"in {row['seconds']:.1f} s", flush=True)
     if not quiet:
         print(render(rows))
     return Result([dict(r, ok=r["status"] == "ok") for r in rows])

@@ -40,8 +40,8 @@ def selfcheck(root: Path, lab: str | None = None, *, jobs: int | None = None,
                 course, name, jobs=jobs, cell_timeout=cell_timeout, time_limit=time_limit,
                 feedback=False, export=False, quiet=True)}
             good, blank = results["solution"], results["blank"]
-            ok = (good.get("score") is not None and good["score"] == good.get("max_score") and good["score"] > 0
-                  and blank.get("score") == 0)
+            ok = (good.get("score") is not None and good["score"] == good.get("max_score")
+                  and good["score"] > 0 and blank.get("score") == 0)
             rows.append({"lab": name, "solution": good, "blank": blank, "ok": ok,
                          "seconds": time.monotonic() - t0})
             if not quiet:

@@ -36,7 +36,8 @@ def grade_one(nb_api, root: Path, lab: str, student: str) -> dict:
     finally:
         os.unlink(netlog)
     if blocked:
-        reasons.append("network access blocked (graded code may only use the local AWS): " + ", ".join(blocked))
+        reasons.append("network access blocked (graded code may only use the local AWS): "
+                       + ", ".join(blocked))
     reasons += reasons_from_notebooks(root, lab, student, result.get("log", ""))
     answer = {"student": student, "ok": bool(result.get("success")), "seconds": round(seconds, 2),
               "reasons": reasons}

@@ -86,14 +86,16 @@ def real_aws():
     AWS, task 2 fails too → 0/10."""
     nb = good()
     return _set(nb, "task1-solution", 'import boto3\n'
-                'real = boto3.client("s3", endpoint_url="https://s3.amazonaws.com", region_name="us-east-1",\n'
+                'real = boto3.client("s3", endpoint_url="https://s3.amazonaws.com",\n'
+                '                    region_name="us-east-1",\n'
                 '                    aws_access_key_id="AKIAIOSFODNN7EXAMPLE",\n'
                 '                    aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")\n'
                 'real.create_bucket(Bucket=aws.bucket)\n'
                 'real.put_object(Bucket=aws.bucket, Key="hello.txt", Body=b"hello labs")\n')
 
 
-HOSTILE = {"good": (good, 10), "wrong": (wrong_content, 4), "loop": (infinite_loop, 6), "deaf": (sigint_ignoring, 6),
+HOSTILE = {"good": (good, 10), "wrong": (wrong_content, 4), "loop": (infinite_loop, 6),
+           "deaf": (sigint_ignoring, 6),
            "exit": (kernel_exit, 0), "deleted": (deleted_test_cell, 6), "flood": (output_flood, 10),
            "chatty": (chatty, 10),
            "network": (real_aws, 0)}

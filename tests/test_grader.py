@@ -189,7 +189,8 @@ def test_network_guard_blocks_remote_hosts_and_allows_loopback(tmp_path):
         "    urllib.request.urlopen('http://127.0.0.1:9/', timeout=5)\n"
         "except Exception as exc:\n"
         "    print('local:', type(exc).__name__, getattr(exc, 'reason', ''))\n"
-        "import os; print('creds:', [k for k in os.environ if k.startswith('AWS_ACCESS') or k == 'AWS_PROFILE'])\n")
+        "import os\n"
+        "print('creds:', [k for k in os.environ if k.startswith('AWS_ACCESS') or k == 'AWS_PROFILE'])\n")
     env = grading_env("net-test", base=dict(os.environ, AWS_ACCESS_KEY_ID="AKIAREAL", AWS_PROFILE="prod"))
     env["LABKIT_NET_LOG"] = str(log)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
@@ -219,7 +220,8 @@ def test_unknown_student_is_refused_and_report_updates_merge(tmp_path):
     with pytest.raises(SystemExit, match="no submission of 00-sample for: bob"):
         autograde(root, gs.LAB, students=["bob"], quiet=True)
     report = tmp_path / "report.csv"
-    write_report(report, [{"student": "alice", "score": 4.0, "max_score": 10.0, "status": "graded", "reasons": ["x"]},
+    write_report(report, [{"student": "alice", "score": 4.0, "max_score": 10.0, "status": "graded",
+                           "reasons": ["x"]},
                           {"student": "carol", "score": 10.0, "max_score": 10.0, "status": "graded"}])
     write_report(report, [{"student": "alice", "score": 10.0, "max_score": 10.0, "status": "graded"}])
     with open(report) as handle:
