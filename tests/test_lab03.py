@@ -149,6 +149,20 @@ def test_cleanup_check(local_aws, lab):
     exec(_solution_code(_cells()["task1-solution"]), lab)
     exec(_solution_code(_cells()["cleanup-solution"]), lab)
     lab03.check_cleanup(local_aws)
+    # a versioned course bucket (lab 02): a plain delete leaves a delete marker and the old version
+    s3, bucket = local_aws.client("s3"), local_aws.bucket
+    before = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    try:
+        s3.put_object(Bucket=bucket, Key="athena-results/lab03/old.csv", Body=b"x")
+        s3.delete_object(Bucket=bucket, Key="athena-results/lab03/old.csv")
+        _expect_failure(lab03.check_cleanup, local_aws, match="old version.*delete every version")
+        exec(_solution_code(_cells()["task1-solution"]), lab)
+        exec(_solution_code(_cells()["cleanup-solution"]), lab)
+        lab03.check_cleanup(local_aws)
+    finally:
+        if before != "Enabled":
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
 
 
 @pytest.mark.slow
