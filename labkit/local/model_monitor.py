@@ -496,9 +496,11 @@ def run_execution(backend, schedule: dict, scheduled: datetime, start: datetime,
     execution = {"MonitoringScheduleName": name, "ScheduledTime": scheduled, "CreationTime": clock.now(),
                  "LastModifiedTime": clock.now(), "EndpointName": endpoint,
                  "MonitoringType": schedule.get("MonitoringType", "DataQuality"),
-                 "ProcessingJobArn": _arn("processing-job", job_name, backend.account_id, backend.region_name)}
+                 "ProcessingJobArn": _arn("processing-job", job_name, backend.account_id,
+                                          backend.region_name)}
     if schedule["MonitoringScheduleConfig"].get("MonitoringJobDefinitionName"):
-        execution["MonitoringJobDefinitionName"] = schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"]
+        execution["MonitoringJobDefinitionName"] = \
+            schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"]
     out_cfg = (definition.get("MonitoringOutputConfig") or {}).get("MonitoringOutputs") or [{}]
     out_uri = (out_cfg[0].get("S3Output") or {}).get("S3Uri", "")
     destination = f"{out_uri.rstrip('/')}/{endpoint}/{name}/{scheduled.strftime('%Y/%m/%d/%H')}"
@@ -567,9 +569,10 @@ def _record_processing_job(backend, job_name, definition, destination, execution
     if failed:
         job.failure_reason = execution.get("FailureReason")
     else:
-        job.exit_message = ("CompletedWithViolations: Job completed successfully with "
-                            f"violations." if execution["MonitoringExecutionStatus"] ==
-                            "CompletedWithViolations" else "Completed: Job completed successfully with no violations.")
+        job.exit_message = (
+            "CompletedWithViolations: Job completed successfully with violations."
+            if execution["MonitoringExecutionStatus"] == "CompletedWithViolations"
+            else "Completed: Job completed successfully with no violations.")
     job.creation_time = job.last_modified_time = job.processing_end_time = clock.now()
     backend.processing_jobs[job_name] = job
     execution["ProcessingJobArn"] = job.arn
@@ -580,7 +583,8 @@ def _publish(backend, endpoint, schedule_name, current, distances, when) -> None
         from moto.cloudwatch.models import cloudwatch_backends
 
         cw = cloudwatch_backends[backend.account_id][backend.region_name]
-        dims = [{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule_name}]
+        dims = [{"Name": "Endpoint", "Value": endpoint},
+                {"Name": "MonitoringSchedule", "Value": schedule_name}]
         stamp = when.astimezone(timezone.utc).replace(tzinfo=None)
         data = []
         for feature in current["features"]:
@@ -648,7 +652,8 @@ def _patch_api() -> None:
         if schedule is None:
             from moto.sagemaker.exceptions import ResourceNotFound
 
-            raise ResourceNotFound(message=f"Monitoring Schedule '{_arn('monitoring-schedule', name or '', self.current_account, self.region)}' does not exist.")
+            arn = _arn("monitoring-schedule", name or "", self.current_account, self.region)
+            raise ResourceNotFound(message=f"Monitoring Schedule '{arn}' does not exist.")
         return schedule
 
     def create_monitoring_schedule(self):
@@ -667,7 +672,8 @@ def _patch_api() -> None:
                                                   f"schedule ({other['MonitoringScheduleName']}); an "
                                                   "endpoint can have one schedule per monitoring type")
             now = clock.now()
-            schedule = {"MonitoringScheduleArn": _arn("monitoring-schedule", name, self.current_account, self.region),
+            arn = _arn("monitoring-schedule", name, self.current_account, self.region)
+            schedule = {"MonitoringScheduleArn": arn,
                         "MonitoringScheduleName": name, "MonitoringScheduleStatus": "Pending",
                         "MonitoringType": mtype, "CreationTime": now, "LastModifiedTime": now,
                         "MonitoringScheduleConfig": config, "EndpointName": endpoint}
@@ -743,7 +749,8 @@ def _patch_api() -> None:
                      and (not status or e["MonitoringExecutionStatus"] == status)]
         key = {"Status": "MonitoringExecutionStatus", "CreationTime": "CreationTime"}.get(
             self._get_param("SortBy") or "ScheduledTime", "ScheduledTime")
-        items.sort(key=lambda e: e[key], reverse=(self._get_param("SortOrder") or "Descending") == "Descending")
+        descending = (self._get_param("SortOrder") or "Descending") == "Descending"
+        items.sort(key=lambda e: e[key], reverse=descending)
         limit = self._get_param("MaxResults")
         if limit:
             items = items[:int(limit)]

@@ -118,9 +118,9 @@ def _decode_default(body: bytes, content_type: str):
     if ctype == "application/x-npy":
         return np.load(io.BytesIO(body), allow_pickle=False)
     raise InferenceError(415, f"Content type {content_type} is not supported by this framework.\n"
-                              "            Please implement input_fn to to deserialize the request data or an "
-                              "output_fn to\n            serialize the response. For more information, see "
-                              "the SageMaker Python SDK README.")
+                              "            Please implement input_fn to to deserialize the request data "
+                              "or an output_fn to\n            serialize the response. For more "
+                              "information, see the SageMaker Python SDK README.")
 
 
 def _encode_default(prediction, accept: str) -> tuple[bytes, str]:
