@@ -84,7 +84,8 @@ def _baseline_job(sm, bucket, name, source, header=True):
     sm.create_processing_job(
         ProcessingJobName=name, RoleArn=ROLE,
         AppSpecification={"ImageUri": ANALYZER},
-        Environment={"dataset_format": json.dumps({"csv": {"header": header, "output_columns_position": "START"}}),
+        Environment={"dataset_format": json.dumps({"csv": {"header": header,
+                                                           "output_columns_position": "START"}}),
                      "dataset_source": "/opt/ml/processing/input/baseline_dataset_input",
                      "output_path": "/opt/ml/processing/output", "publish_cloudwatch_metrics": "Disabled"},
         ProcessingInputs=[{"InputName": "baseline_dataset_input", "S3Input": {
@@ -172,7 +173,8 @@ def test_hourly_schedule_flags_seasonal_drift(local_aws, setup, baseline, quarte
     sm = local_aws.client("sagemaker")
     name = f"hourly-{setup['suffix']}"
     sm.create_monitoring_schedule(MonitoringScheduleName=name,
-                                  MonitoringScheduleConfig=_schedule_config(setup, baseline, "cron(0 * ? * * *)"))
+                                  MonitoringScheduleConfig=_schedule_config(setup, baseline,
+                                                                            "cron(0 * ? * * *)"))
     described = sm.describe_monitoring_schedule(MonitoringScheduleName=name)
     assert described["MonitoringScheduleStatus"] == "Scheduled" and described["EndpointName"] == setup["endpoint"]
     assert sm.list_monitoring_executions(MonitoringScheduleName=name)["MonitoringExecutionSummaries"] == []
@@ -244,7 +246,8 @@ def test_missing_column_check(local_aws, setup, baseline, quarters):
     local_aws.fast_forward(minutes=30)  # leave the other tests' captures out of the window
     now = local_aws.now()
     record = {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
-                                                "data": _csv(q3[FEATURES[:5]].iloc[:100]), "encoding": "CSV"}},
+                                                "data": _csv(q3[FEATURES[:5]].iloc[:100]),
+                                                    "encoding": "CSV"}},
               "eventMetadata": {"eventId": str(uuid.uuid4()),
                                 "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%S.000Z")},
               "eventVersion": "0"}
@@ -268,7 +271,8 @@ def test_schedule_errors_like_aws(local_aws, setup, baseline):
     sm = local_aws.client("sagemaker")
     with pytest.raises(ClientError) as err:
         sm.create_monitoring_schedule(MonitoringScheduleName=f"bad-{setup['suffix']}",
-                                      MonitoringScheduleConfig=_schedule_config(setup, baseline, "rate(1 hour)"))
+                                      MonitoringScheduleConfig=_schedule_config(setup, baseline,
+                                                                                "rate(1 hour)"))
     assert err.value.response["Error"]["Code"] == "ValidationException"
     config = _schedule_config(setup, baseline, "cron(0 * ? * * *)")
     config["MonitoringJobDefinition"]["MonitoringInputs"][0]["EndpointInput"]["EndpointName"] = "nope"
@@ -278,13 +282,16 @@ def test_schedule_errors_like_aws(local_aws, setup, baseline):
     assert err.value.response["Error"]["Code"] == "ValidationException"
     name = f"dup-{setup['suffix']}"
     sm.create_monitoring_schedule(MonitoringScheduleName=name,
-                                  MonitoringScheduleConfig=_schedule_config(setup, baseline, "cron(0 * ? * * *)"))
+                                  MonitoringScheduleConfig=_schedule_config(setup, baseline,
+                                                                            "cron(0 * ? * * *)"))
     with pytest.raises(ClientError) as err:
         sm.create_monitoring_schedule(MonitoringScheduleName=name,
-                                      MonitoringScheduleConfig=_schedule_config(setup, baseline, "cron(0 * ? * * *)"))
+                                      MonitoringScheduleConfig=_schedule_config(setup, baseline,
+                                                                                "cron(0 * ? * * *)"))
     assert err.value.response["Error"]["Code"] == "ResourceInUse"
     sm.update_monitoring_schedule(MonitoringScheduleName=name,
-                                  MonitoringScheduleConfig=_schedule_config(setup, baseline, "cron(0 */6 ? * * *)"))
+                                  MonitoringScheduleConfig=_schedule_config(setup, baseline,
+                                                                            "cron(0 */6 ? * * *)"))
     assert sm.describe_monitoring_schedule(MonitoringScheduleName=name)["MonitoringScheduleConfig"][
         "ScheduleConfig"]["ScheduleExpression"] == "cron(0 */6 ? * * *)"
     sm.delete_monitoring_schedule(MonitoringScheduleName=name)

@@ -365,7 +365,8 @@ def test_autoscaling_policy_stored(local_aws, artifacts):
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": 70.0,
             "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}})
-    policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)["ScalingPolicies"]
+    policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker",
+                                             ResourceId=resource)["ScalingPolicies"]
     assert [p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] for p in policies] == [70.0]
     with pytest.raises(ClientError) as err:  # no target registered for this variant
         aas.put_scaling_policy(PolicyName="bad", ServiceNamespace="sagemaker",
@@ -393,7 +394,8 @@ def test_sdk_v3_resources_deploy_and_invoke(local_aws, artifacts, data):
     from sagemaker.core.shapes import CaptureOption, ContainerDefinition, DataCaptureConfig, ProductionVariant
 
     suffix = uuid.uuid4().hex[:8]
-    model = Model.create(model_name=f"sdk-{suffix}", execution_role_arn=ROLE, primary_container=ContainerDefinition(
+    model = Model.create(model_name=f"sdk-{suffix}", execution_role_arn=ROLE,
+                         primary_container=ContainerDefinition(
         image=SKLEARN_IMAGE, model_data_url=f"s3://{artifacts['bucket']}/sk/model.tar.gz"))
     config = EndpointConfig.create(
         endpoint_config_name=f"sdk-{suffix}",
@@ -409,7 +411,8 @@ def test_sdk_v3_resources_deploy_and_invoke(local_aws, artifacts, data):
     assert endpoint.data_capture_config.capture_status == "Started"
     rows = data[0][:4]
     answer = endpoint.invoke(body=_csv(rows), content_type="text/csv", accept="application/json")
-    np.testing.assert_allclose(json.loads(answer.body.read()), artifacts["sk"].predict_proba(rows)[:, 1], rtol=1e-5)
+    np.testing.assert_allclose(json.loads(answer.body.read()), artifacts["sk"].predict_proba(rows)[:, 1],
+                               rtol=1e-5)
     endpoint.delete()
     config.delete()
     model.delete()

@@ -169,11 +169,13 @@ def test_check_endpoint_and_split_wrong_states(local_aws, solved):
         _switch(sm, ns["ENDPOINT"], "lab09-wrong")
         _fails(lab09.check_endpoint, local_aws, match="captures only \\['Input'\\]")
         # the A/B step: a 50/50 split, the same model twice, the endpoint not updated
-        _config(sm, "lab09-wrong", [("champion", ns["MODEL"], 0.5), ("challenger", ns["CHALLENGER_MODEL"], 0.5)],
+        _config(sm, "lab09-wrong", [("champion", ns["MODEL"], 0.5), ("challenger", ns["CHALLENGER_MODEL"],
+                                                                     0.5)],
                 capture)
         _switch(sm, ns["ENDPOINT"], "lab09-wrong")
         _fails(lab09.check_traffic_split, local_aws, counts, match="weight share is 50%")
-        _config(sm, "lab09-wrong", [("champion", ns["MODEL"], 0.8), ("challenger", ns["MODEL"], 0.2)], capture)
+        _config(sm, "lab09-wrong", [("champion", ns["MODEL"], 0.8), ("challenger", ns["MODEL"], 0.2)],
+                capture)
         _switch(sm, ns["ENDPOINT"], "lab09-wrong")
         _fails(lab09.check_traffic_split, local_aws, counts, match="challenger=flights-delay-hgb")
         _switch(sm, ns["ENDPOINT"], ns["CONFIG"])
@@ -184,7 +186,8 @@ def test_check_endpoint_and_split_wrong_states(local_aws, solved):
     lab09.check_endpoint(local_aws)
     _fails(lab09.check_traffic_split, local_aws, Counter(champion=250, challenger=250),
            match="champion answered 50%")
-    _fails(lab09.check_traffic_split, local_aws, Counter(champion=80, challenger=20), match="counts 100 requests")
+    _fails(lab09.check_traffic_split, local_aws, Counter(champion=80, challenger=20),
+           match="counts 100 requests")
     lab09.check_traffic_split(local_aws, counts)
 
 
@@ -228,7 +231,8 @@ def test_check_autoscaling_wrong_states(local_aws, solved):
                                ResourceId=resource, ScalableDimension=dim, PolicyType=kind, **config)
 
     try:
-        aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=dim)
+        aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
+                                       ScalableDimension=dim)
         _fails(lab09.check_autoscaling, local_aws, match="is not registered as a scalable target")
         register(1, 1)
         _fails(lab09.check_autoscaling, local_aws, match="ranges 1–1 instances")
@@ -256,7 +260,8 @@ def test_check_batch_transform_wrong_states(local_aws, solved):
 
     def job(name, *, model=None, split="Line", assemble="Line", header=False, month=7, out="wrong-out"):
         frame = ns["validation"][ns["validation"].month == month][ns["FEATURES"]]
-        s3.put_object(Bucket=bucket, Key=f"lab09/{name}/in/2013-07.csv", Body=frame.to_csv(index=False, header=header))
+        s3.put_object(Bucket=bucket, Key=f"lab09/{name}/in/2013-07.csv", Body=frame.to_csv(index=False,
+                                                                                           header=header))
         sm.create_transform_job(
             TransformJobName=name, ModelName=model or ns["MODEL"],
             TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
@@ -278,7 +283,8 @@ def test_check_batch_transform_wrong_states(local_aws, solved):
            match="July has 28,406 flights")
     _fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-none", split="None"),
            match="does not split the input by line")
-    _fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-xgb", model=ns["CHALLENGER_MODEL"]),
+    _fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-xgb",
+                                                       model=ns["CHALLENGER_MODEL"]),
            match="ran model 'flights-delay-xgb'")
     _fails(lab09.check_batch_transform, local_aws, "my-batch-job", match="does not start with")
     _fails(lab09.check_batch_transform, local_aws, "flights-delay-batch-nope", match="does not exist")

@@ -101,7 +101,8 @@ def _baseline_job(ns, name, frame, header=True, output="lab10/baseline/output"):
     s3, sm, bucket = ns["s3"], ns["sm"], ns["bucket"]
     s3.put_object(Bucket=bucket, Key=f"lab10/wrong/{name}.csv", Body=frame.to_csv(index=False, header=header))
     sm.create_processing_job(
-        ProcessingJobName=name, RoleArn=ns["ROLE_ARN"], AppSpecification={"ImageUri": ns["monitor"].image_uri},
+        ProcessingJobName=name, RoleArn=ns["ROLE_ARN"],
+            AppSpecification={"ImageUri": ns["monitor"].image_uri},
         Environment={"dataset_format": json.dumps({"csv": {"header": header}}),
                      "dataset_source": "/opt/ml/processing/input/baseline_dataset_input",
                      "output_path": "/opt/ml/processing/output"},
@@ -115,7 +116,8 @@ def _baseline_job(ns, name, frame, header=True, output="lab10/baseline/output"):
         ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
                                                "VolumeSizeInGB": 20}},
         StoppingCondition={"MaxRuntimeInSeconds": 3600})
-    sm.get_waiter("processing_job_completed_or_stopped").wait(ProcessingJobName=name, WaiterConfig={"Delay": 1})
+    sm.get_waiter("processing_job_completed_or_stopped").wait(ProcessingJobName=name,
+                                                              WaiterConfig={"Delay": 1})
     return name
 
 
@@ -125,7 +127,8 @@ def test_check_baseline_wrong_states(local_aws, solved):
     ns = solved
     features = ns["FEATURES"]
     tag = pd.Timestamp.now().strftime("%H%M%S%f")
-    _fails(lab10.check_baseline, local_aws, _baseline_job(ns, f"wrong-out-{tag}", ns["q1"][features], output="x/out"),
+    _fails(lab10.check_baseline, local_aws, _baseline_job(ns, f"wrong-out-{tag}", ns["q1"][features],
+                                                          output="x/out"),
            match="baseline is written to .*x/out")
     _fails(lab10.check_baseline, local_aws, "no-such-job", match="does not exist")
     try:
@@ -154,7 +157,8 @@ def test_check_alarm_wrong_states(local_aws, solved):
                               ({"Dimensions": good["Dimensions"][:1]}, "dimensions are \\{'Endpoint'"),
                               ({"Threshold": 0.5}, "GreaterThanThreshold 0.5"),
                               ({"Statistic": "Average"}, "evaluates Average"),
-                              ({"MetricName": "feature_baseline_drift_dewp"}, "watches 'feature_baseline_drift_dewp'")]:
+                              ({"MetricName": "feature_baseline_drift_dewp"},
+                               "watches 'feature_baseline_drift_dewp'")]:
             cw.put_metric_alarm(**{**good, **change})
             _fails(lab10.check_alarm, local_aws, match=match)
         cw.delete_alarms(AlarmNames=[lab10.ALARM])
@@ -186,7 +190,8 @@ def test_check_schedule_and_drift_wrong_states(local_aws, solved):
         sm.update_monitoring_schedule(MonitoringScheduleName=lab10.SCHEDULE, MonitoringScheduleConfig=config)
     lab10.check_schedule(local_aws, violations)
     # PSI / KS
-    _fails(lab10.check_drift_table, local_aws, table.drop(columns="ks"), match="lacks the column\\(s\\) \\['ks'\\]")
+    _fails(lab10.check_drift_table, local_aws, table.drop(columns="ks"),
+           match="lacks the column\\(s\\) \\['ks'\\]")
     _fails(lab10.check_drift_table, local_aws, table.iloc[::-1], match="not indexed by FEATURES")
     log10 = table.assign(psi=table["psi"] / 2.302585)
     _fails(lab10.check_drift_table, local_aws, log10, match="PSI of distance is .*natural log")
@@ -200,7 +205,8 @@ def test_check_streamed_wrong_states(local_aws, solved):
 
     ns = solved
     s3, bucket = ns["s3"], ns["bucket"]
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="lab10/capture/flights-drift/")["Contents"]]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket,
+                                                 Prefix="lab10/capture/flights-drift/")["Contents"]]
     saved = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
     try:
         for key in keys:

@@ -80,7 +80,8 @@ def _check_capture(capture: dict | None, where: str, bucket: str) -> None:
 
 def check_endpoint(aws) -> None:
     endpoint = _endpoint(aws)
-    require(endpoint["EndpointStatus"] == "InService", f"endpoint '{ENDPOINT}' is {endpoint['EndpointStatus']}"
+    require(endpoint["EndpointStatus"] == "InService",
+            f"endpoint '{ENDPOINT}' is {endpoint['EndpointStatus']}"
             + (f" ({endpoint.get('FailureReason')})" if endpoint.get("FailureReason") else ""),
             "wait with sm.get_waiter('endpoint_in_service')")
     sm = aws.client("sagemaker")
@@ -90,7 +91,8 @@ def check_endpoint(aws) -> None:
             f"(it has {sorted(variants)})", "name the variant 'champion'")
     require(variants["champion"]["ModelName"] == MODEL, "variant 'champion' serves "
             f"'{variants['champion']['ModelName']}'", f"serve the model '{MODEL}'")
-    _check_capture(config.get("DataCaptureConfig"), f"endpoint configuration '{config['EndpointConfigName']}'",
+    _check_capture(config.get("DataCaptureConfig"),
+                   f"endpoint configuration '{config['EndpointConfigName']}'",
                    aws.bucket)
     require(endpoint.get("DataCaptureConfig", {}).get("CaptureStatus") == "Started",
             f"data capture on '{ENDPOINT}' is not started", "enable capture in the endpoint configuration")
@@ -126,7 +128,8 @@ def _check_captured_types(aws) -> None:
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=aws.bucket, Prefix=f"lab09/capture/{ENDPOINT}/"):
         for item in page.get("Contents", []):
-            for line in s3.get_object(Bucket=aws.bucket, Key=item["Key"])["Body"].read().decode().splitlines():
+            for line in s3.get_object(Bucket=aws.bucket,
+                                      Key=item["Key"])["Body"].read().decode().splitlines():
                 if line.strip():
                     captured = json.loads(line)["captureData"].get("endpointInput", {})
                     seen.add(captured.get("observedContentType"))
@@ -144,7 +147,8 @@ def check_latency(aws, latencies_ms, p50, p95) -> None:
             "time each call with time.perf_counter() before and after")
     require(abs(float(p50) - np.percentile(values, 50)) < 1e-6, "p50 is not the median of latencies_ms",
             "use np.percentile(latencies_ms, 50)")
-    require(abs(float(p95) - np.percentile(values, 95)) < 1e-6, "p95 is not the 95th percentile of latencies_ms",
+    require(abs(float(p95) - np.percentile(values, 95)) < 1e-6,
+            "p95 is not the 95th percentile of latencies_ms",
             "use np.percentile(latencies_ms, 95)")
     total = _invocations(aws)
     require(total >= 200, f"CloudWatch counts only {total:.0f} invocations of '{ENDPOINT}'",
@@ -160,7 +164,8 @@ def _invocations(aws) -> float:
     for variant in ("champion", "challenger"):
         points = cw.get_metric_statistics(
             Namespace="AWS/SageMaker", MetricName="Invocations",
-            Dimensions=[{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": variant}],
+            Dimensions=[{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName",
+                                                                      "Value": variant}],
             StartTime=now - timedelta(days=1), EndTime=now + timedelta(hours=1), Period=86400,
             Statistics=["Sum"])["Datapoints"]
         total += sum(p["Sum"] for p in points)
@@ -182,7 +187,8 @@ def check_traffic_split(aws, variant_counts) -> None:
     share = weights["champion"] / sum(weights.values())
     require(abs(share - 0.8) < 1e-6, f"the champion's weight share is {share:.0%}",
             "weights 0.8 (champion) and 0.2 (challenger) give an 80/20 split")
-    _check_capture(config.get("DataCaptureConfig"), f"endpoint configuration '{config['EndpointConfigName']}'",
+    _check_capture(config.get("DataCaptureConfig"),
+                   f"endpoint configuration '{config['EndpointConfigName']}'",
                    aws.bucket)
     counts = dict(variant_counts or {})
     total = sum(counts.values())
@@ -204,7 +210,8 @@ def check_autoscaling(aws) -> None:
             "use MinCapacity=1 and MaxCapacity=4")
     policies = client.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=RESOURCE,
                                                 ScalableDimension=DIMENSION)["ScalingPolicies"]
-    require(bool(policies), f"no scaling policy on '{RESOURCE}'", "put_scaling_policy on the champion variant")
+    require(bool(policies), f"no scaling policy on '{RESOURCE}'",
+            "put_scaling_policy on the champion variant")
     policy = next((p for p in policies if p["PolicyName"] == "champion-invocations"), policies[0])
     require(policy["PolicyType"] == "TargetTrackingScaling", f"policy '{policy['PolicyName']}' is "
             f"{policy['PolicyType']}", "use PolicyType='TargetTrackingScaling'")
@@ -229,10 +236,12 @@ def check_batch_transform(aws, transform_job_name) -> None:
             f"transform job '{transform_job_name}' is {job['TransformJobStatus']}"
             + (f": {job.get('FailureReason')}" if job.get("FailureReason") else ""),
             "wait with the transform_job_completed_or_stopped waiter and fix the reason above")
-    require(job["ModelName"] == MODEL, f"the job ran model '{job['ModelName']}'", f"use ModelName=MODEL ('{MODEL}')")
+    require(job["ModelName"] == MODEL, f"the job ran model '{job['ModelName']}'",
+            f"use ModelName=MODEL ('{MODEL}')")
     require(job["TransformInput"].get("SplitType") == "Line", "the job does not split the input by line",
             "set SplitType='Line'")
-    require(job["TransformOutput"].get("AssembleWith") == "Line", "the job does not assemble the output by line",
+    require(job["TransformOutput"].get("AssembleWith") == "Line",
+            "the job does not assemble the output by line",
             "set AssembleWith='Line' so output line n belongs to input line n")
     output = job["TransformOutput"]["S3OutputPath"].rstrip("/")
     bucket, _, prefix = output[5:].partition("/")
@@ -240,10 +249,12 @@ def check_batch_transform(aws, transform_job_name) -> None:
     try:
         text = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     except ClientError:
-        fail(f"s3://{bucket}/{key} does not exist", "transform the input object lab09/batch/input/2013-07.csv")
+        fail(f"s3://{bucket}/{key} does not exist",
+             "transform the input object lab09/batch/input/2013-07.csv")
     _, july = _frames()
     lines = [line for line in text.splitlines() if line.strip()]
-    require(len(lines) == len(july), f"the output has {len(lines):,} predictions, July has {len(july):,} flights",
+    require(len(lines) == len(july),
+            f"the output has {len(lines):,} predictions, July has {len(july):,} flights",
             "write july[FEATURES] without a header row, one flight per line")
     scores = np.array([float(v) for v in lines])
     require(bool(np.all((scores >= 0) & (scores <= 1))), "the output holds values outside [0, 1]",
@@ -253,7 +264,8 @@ def check_batch_transform(aws, transform_job_name) -> None:
 def check_cleanup(aws) -> None:
     sm = aws.client("sagemaker")
     left = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"] if e["EndpointName"].startswith(ENDPOINT)]
-    require(not left, f"endpoint(s) {left} still exist and bill every hour", "delete them with sm.delete_endpoint")
+    require(not left, f"endpoint(s) {left} still exist and bill every hour",
+            "delete them with sm.delete_endpoint")
     targets = aws.client("application-autoscaling").describe_scalable_targets(
         ServiceNamespace="sagemaker", ResourceIds=[RESOURCE], ScalableDimension=DIMENSION)["ScalableTargets"]
     require(not targets, f"'{RESOURCE}' is still a registered scalable target",

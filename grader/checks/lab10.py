@@ -52,7 +52,8 @@ def check_baseline(aws, baseline_job_name) -> None:
             f"job {baseline_job_name} runs {job['AppSpecification']['ImageUri']}",
             "create the baseline with DefaultModelMonitor.suggest_baseline (the analyzer image)")
     require(job["ProcessingJobStatus"] == "Completed", f"the baseline job is {job['ProcessingJobStatus']}"
-            + (f": {job.get('FailureReason')}" if job.get("FailureReason") else ""), "fix it and wait for Completed")
+            + (f": {job.get('FailureReason')}" if job.get("FailureReason") else ""),
+                "fix it and wait for Completed")
     output = job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rstrip("/")
     require(output == f"s3://{aws.bucket}/lab10/baseline/output", f"the baseline is written to {output}",
             "use output_s3_uri=f's3://{bucket}/lab10/baseline/output'")
@@ -66,15 +67,18 @@ def check_baseline(aws, baseline_job_name) -> None:
     temp = next(f for f in stats["features"] if f["name"] == "temp")["numerical_statistics"]["mean"]
     require(count == len(q1) and abs(temp - q1["temp"].mean()) < 0.01,
             f"the baseline has {count:,} rows with a mean temperature of {temp:.1f} °F; January–March has "
-            f"{len(q1):,} rows at {q1['temp'].mean():.1f} °F", "baseline all of q1 (months 1–3), the training months")
+            f"{len(q1):,} rows at {q1['temp'].mean():.1f} °F",
+                "baseline all of q1 (months 1–3), the training months")
 
 
 def _captured_rows(aws) -> list[list[float]]:
     s3 = aws.client("s3")
     rows = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=aws.bucket, Prefix=f"lab10/capture/{ENDPOINT}/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=aws.bucket,
+                                                             Prefix=f"lab10/capture/{ENDPOINT}/"):
         for item in page.get("Contents", []):
-            for line in s3.get_object(Bucket=aws.bucket, Key=item["Key"])["Body"].read().decode().splitlines():
+            for line in s3.get_object(Bucket=aws.bucket,
+                                      Key=item["Key"])["Body"].read().decode().splitlines():
                 if not line.strip():
                     continue
                 captured = json.loads(line)["captureData"].get("endpointInput", {})
@@ -102,10 +106,12 @@ def check_alarm(aws) -> None:
     alarm = alarms[0]
     require(alarm.get("Namespace") == NAMESPACE, f"the alarm watches namespace {alarm.get('Namespace')!r}",
             f"Model Monitor publishes to {NAMESPACE}")
-    require(alarm.get("MetricName") == "feature_baseline_drift_temp", f"the alarm watches {alarm.get('MetricName')!r}",
+    require(alarm.get("MetricName") == "feature_baseline_drift_temp",
+            f"the alarm watches {alarm.get('MetricName')!r}",
             "watch feature_baseline_drift_temp")
     dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
-    require(dims == {"Endpoint": ENDPOINT, "MonitoringSchedule": SCHEDULE}, f"the alarm's dimensions are {dims}",
+    require(dims == {"Endpoint": ENDPOINT, "MonitoringSchedule": SCHEDULE},
+            f"the alarm's dimensions are {dims}",
             "use exactly Endpoint=ENDPOINT and MonitoringSchedule=SCHEDULE (a metric is its name plus all "
             "its dimensions)")
     require(alarm.get("ComparisonOperator") == "GreaterThanThreshold" and alarm.get("Threshold") == 0.1,
@@ -121,12 +127,14 @@ def check_schedule(aws, violations) -> None:
     try:
         schedule = sm.describe_monitoring_schedule(MonitoringScheduleName=SCHEDULE)
     except ClientError:
-        fail(f"monitoring schedule '{SCHEDULE}' does not exist", "create it with sm.create_monitoring_schedule")
+        fail(f"monitoring schedule '{SCHEDULE}' does not exist",
+             "create it with sm.create_monitoring_schedule")
     config = schedule["MonitoringScheduleConfig"]
     expression = config["ScheduleConfig"]["ScheduleExpression"]
     require(re.fullmatch(r"cron\(0 \* \? \* \* \*\)", expression) is not None,
             f"the schedule runs on {expression!r}", "use the hourly cron(0 * ? * * *)")
-    require(schedule.get("EndpointName") == ENDPOINT, f"the schedule monitors {schedule.get('EndpointName')!r}",
+    require(schedule.get("EndpointName") == ENDPOINT,
+            f"the schedule monitors {schedule.get('EndpointName')!r}",
             "monitor EndpointName=ENDPOINT")
     definition = config.get("MonitoringJobDefinition") or {}
     baseline = definition.get("BaselineConfig", {})
@@ -177,7 +185,8 @@ def check_drift_table(aws, drift_table) -> None:
                 f"PSI of {feature} is {got_psi:.4f}, expected {expected_psi:.4f}",
                 "bins at the baseline (q1) deciles with open outer edges, shares floored at 1e-6, natural log, "
                 "current = streamed")
-        require(abs(got_ks - expected_ks) <= 1e-3, f"KS of {feature} is {got_ks:.4f}, expected {expected_ks:.4f}",
+        require(abs(got_ks - expected_ks) <= 1e-3,
+                f"KS of {feature} is {got_ks:.4f}, expected {expected_ks:.4f}",
                 "use stats.ks_2samp(q1[feature], streamed[feature]).statistic")
 
 
@@ -205,13 +214,16 @@ def check_retrained(aws, auc_before, auc_after) -> None:
     require(served == RETRAINED_MODEL, f"the endpoint serves '{served}'",
             f"update_endpoint to a configuration serving '{RETRAINED_MODEL}'")
     data_url = sm.describe_model(ModelName=RETRAINED_MODEL)["PrimaryContainer"]["ModelDataUrl"]
-    require(data_url == f"s3://{aws.bucket}/lab10/models/recent/model.tar.gz", f"'{RETRAINED_MODEL}' loads {data_url}",
+    require(data_url == f"s3://{aws.bucket}/lab10/models/recent/model.tar.gz",
+            f"'{RETRAINED_MODEL}' loads {data_url}",
             "package the retrained model to lab10/models/recent/model.tar.gz")
     _, _, september = _data()
     retrained = _download_model(aws, data_url)
-    expected_after = roc_auc_score(september["delayed"], retrained.predict_proba(september[FEATURES].to_numpy())[:, 1])
+    expected_after = roc_auc_score(september["delayed"],
+                                   retrained.predict_proba(september[FEATURES].to_numpy())[:, 1])
     original = _download_model(aws, f"s3://{aws.bucket}/lab10/models/q1/model.tar.gz")
-    expected_before = roc_auc_score(september["delayed"], original.predict_proba(september[FEATURES].to_numpy())[:, 1])
+    expected_before = roc_auc_score(september["delayed"],
+                                    original.predict_proba(september[FEATURES].to_numpy())[:, 1])
     require(abs(float(auc_before) - expected_before) < 1e-3,
             f"auc_before is {float(auc_before):.4f}; the original model scores {expected_before:.4f} on September",
             "score the original model on september[FEATURES] against september['delayed']")
@@ -227,7 +239,8 @@ def check_cleanup(aws) -> None:
     require(not schedules, f"monitoring schedule(s) {schedules} still exist and start a job every hour",
             "delete them with sm.delete_monitoring_schedule")
     left = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"] if e["EndpointName"] == ENDPOINT]
-    require(not left, f"endpoint '{ENDPOINT}' still exists and bills every hour", "delete it with sm.delete_endpoint")
+    require(not left, f"endpoint '{ENDPOINT}' still exists and bills every hour",
+            "delete it with sm.delete_endpoint")
     alarms = aws.client("cloudwatch").describe_alarms(AlarmNames=[ALARM])["MetricAlarms"]
     require(not alarms, f"alarm '{ALARM}' still exists", "delete it with cloudwatch.delete_alarms")
     for name in (MODEL, RETRAINED_MODEL):
