@@ -50,7 +50,7 @@ def background(fn: Callable[..., Any], *args, **kwargs) -> Future:
     """Run long work (training, crawls, job runs) off the request thread, like AWS's async APIs."""
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="labkit-worker")
+        _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="labkit-worker")
     return _pool.submit(_logged, fn, *args, **kwargs)
 
 
