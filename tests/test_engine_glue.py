@@ -357,3 +357,22 @@ def test_crawled_table_is_what_athena_queries(glue, raw):
     got = {int(r["Data"][0]["VarCharValue"]): int(r["Data"][1]["VarCharValue"]) for r in rows}
     flights = datasets.flights()
     assert got == flights[flights["day"] == 1].groupby("month").size().to_dict()
+
+
+def test_logs_accept_events_stamped_on_a_fast_forwarded_clock(local_aws):
+    """Engines stamp logs with the virtual clock; after a fast-forward moto must still accept them."""
+    logs = local_aws.client("logs")
+    group, stream = f"/labkit/test-{uuid.uuid4().hex[:8]}", "s"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = local_aws.fast_forward(days=3)
+    stamp = int(now.timestamp() * 1000)
+    answer = logs.put_log_events(logGroupName=group, logStreamName=stream,
+                                 logEvents=[{"timestamp": stamp, "message": "after the jump"}])
+    assert "rejectedLogEventsInfo" not in answer or not answer["rejectedLogEventsInfo"]
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
+    assert [e["message"] for e in events] == ["after the jump"]
+    # AWS's window still holds, relative to the emulated time: 3 hours ahead is too new
+    late = logs.put_log_events(logGroupName=group, logStreamName=stream,
+                               logEvents=[{"timestamp": stamp + 3 * 3600 * 1000, "message": "x"}])
+    assert late["rejectedLogEventsInfo"]["tooNewLogEventStartIndex"] == 0
