@@ -263,6 +263,11 @@ def check_batch_transform(aws, transform_job_name) -> None:
 
 def check_cleanup(aws) -> None:
     sm = aws.client("sagemaker")
+    # The point is for removing what the lab made: an untouched notebook has nothing to clean up.
+    captured = aws.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix=f"lab09/capture/{ENDPOINT}/",
+                                                MaxKeys=1) if _bucket_exists(aws) else {}
+    require(captured.get("KeyCount", 0) > 0, f"nothing to clean up: '{ENDPOINT}' never served traffic",
+            "do the lab's tasks first (the clean-up point is for deleting what they created)")
     left = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"] if e["EndpointName"].startswith(ENDPOINT)]
     require(not left, f"endpoint(s) {left} still exist and bill every hour",
             "delete them with sm.delete_endpoint")
@@ -276,3 +281,11 @@ def check_cleanup(aws) -> None:
         except ClientError:
             continue
         fail(f"model '{name}' still exists", "delete it with sm.delete_model")
+
+
+def _bucket_exists(aws) -> bool:
+    try:
+        aws.client("s3").head_bucket(Bucket=aws.bucket)
+        return True
+    except ClientError:
+        return False
