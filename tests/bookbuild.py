@@ -49,9 +49,48 @@ class Build:
         return self.output / "_build" / "html"
 
     def warnings(self) -> list[str]:
-        """Sphinx warning/error lines (the kernel's TCP notice is a log line, not a Sphinx warning)."""
-        return [line for line in self.log.splitlines()
-                if WARNING.search(line) and "[IPKernelApp]" not in line]
+        """Every warning or error in the log, each with the traceback that follows it.
+
+        Two kinds are not the book's: the kernel's notice that it runs over loopback TCP, and an
+        error that Jupyter's own kernel plumbing logs while a kernel shuts down after its page ran
+        (a traceback made only of tornado / pyzmq / ipykernel / jupyter_client frames). Anything
+        with a frame of our code in it, or no traceback at all, still counts.
+        """
+        return [entry for entry in log_entries(self.log)
+                if "[IPKernelApp]" not in entry.splitlines()[0] and not is_kernel_plumbing(entry)]
+
+
+def log_entries(log: str) -> list[str]:
+    """The warning/error lines of a build log, each joined with the traceback printed under it."""
+    lines, entries = log.splitlines(), []
+    for i, line in enumerate(lines):
+        if not WARNING.search(line):
+            continue
+        end = i + 1
+        while end < len(lines) and lines[end].startswith("Traceback (most recent call last)"):
+            end += 1
+            while end < len(lines) and lines[end].startswith((" ", "\t")):
+                end += 1
+            end += end < len(lines)          # the exception line itself
+            if end + 1 < len(lines) and not lines[end] and lines[end + 1].startswith(CHAINED):
+                end += 3                     # blank, "During handling ...", blank, next traceback
+        entries.append("\n".join(lines[i:end]))
+    return entries
+
+
+CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+# A frame in Jupyter's messaging libraries (pyzmq's compiled frames name a relative file) or in the
+# standard library, never in site-packages of anything else or in this repository.
+KERNEL_PLUMBING = re.compile(r'File "(.*/site-packages/)?(tornado|zmq|ipykernel|jupyter_client)/'
+                             r'|File "[^"]*/lib/python3\.\d+/(?!site-packages/)[^"]*"')
+
+
+def is_kernel_plumbing(entry: str) -> bool:
+    """An uncaught error in a kernel's ZMQ stream whose every frame is in Jupyter's libraries."""
+    lines = entry.splitlines()
+    frames = [line for line in lines if line.lstrip().startswith('File "')]
+    return ("Uncaught exception in ZMQStream callback" in lines[0] and bool(frames)
+            and all(KERNEL_PLUMBING.search(frame) for frame in frames))
 
 
 def build(root: Path, output: Path, timeout: float = 900) -> Build:
