@@ -8,33 +8,15 @@ Run: ``.venv/bin/python benchmarks/bench_endpoint.py [--calls 300]``.
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
-import tarfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-INFERENCE = b'''
-import os, joblib
-def model_fn(model_dir):
-    return joblib.load(os.path.join(model_dir, "model.joblib"))
-def predict_fn(data, model):
-    return model.predict_proba(data)[:, 1]
-'''
-FEATURES = ["distance", "hour", "temp", "dewp", "humid", "wind_speed"]
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+from sklearn_model import FEATURES, SKLEARN_IMAGE, model_archive  # noqa: E402  (tests/)
 
 
 def main() -> None:
@@ -42,8 +24,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
 
-    import joblib
-    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     import labkit
@@ -53,16 +33,12 @@ def main() -> None:
     frame = datasets.add_label(datasets.joined())
     frame = frame[frame.month <= 3][FEATURES + ["delayed"]].dropna().sample(5000, random_state=0)
     model = LogisticRegression(max_iter=500).fit(frame[FEATURES].to_numpy(), frame["delayed"].to_numpy())
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=aws.bucket)
-    s3.put_object(Bucket=aws.bucket, Key="bench/model.tar.gz",
-                  Body=_tar({"model.joblib": buffer.getvalue(), "code/inference.py": INFERENCE}))
+    s3.put_object(Bucket=aws.bucket, Key="bench/model.tar.gz", Body=model_archive(model))
     sm = aws.client("sagemaker")
     sm.create_model(ModelName="bench-endpoint", ExecutionRoleArn="arn:aws:iam::123456789012:role/x",
-                    PrimaryContainer={"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
-                                               "sagemaker-scikit-learn:1.2-1-cpu-py3",
+                    PrimaryContainer={"Image": SKLEARN_IMAGE,
                                       "ModelDataUrl": f"s3://{aws.bucket}/bench/model.tar.gz"})
     sm.create_endpoint_config(EndpointConfigName="bench-endpoint", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": "bench-endpoint", "InstanceType": "ml.m5.large",

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import uuid
 from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ClientError
+from sklearn_model import FEATURES, ROLE, SKLEARN_IMAGE, model_archive
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 ANALYZER = "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
-SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-FEATURES = ["distance", "hour", "temp", "dewp", "humid", "wind_speed"]
-INFERENCE = b'''
-import os, joblib
-def model_fn(model_dir):
-    return joblib.load(os.path.join(model_dir, "model.joblib"))
-def predict_fn(data, model):
-    return model.predict_proba(data)[:, 1]
-'''
-
-
-def _tar(files):
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def _csv(frame) -> str:
@@ -51,7 +30,6 @@ def quarters():
 @pytest.fixture(scope="module")
 def setup(local_aws, quarters):
     """A bucket with the Q1 baseline data set and an endpoint with data capture on."""
-    import joblib
     from sklearn.linear_model import LogisticRegression
 
     q1, _ = quarters
@@ -61,10 +39,7 @@ def setup(local_aws, quarters):
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="baseline/q1.csv", Body=q1[FEATURES].to_csv(index=False))
     model = LogisticRegression(max_iter=500).fit(q1[FEATURES].to_numpy(), q1["delayed"].to_numpy())
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    s3.put_object(Bucket=bucket, Key="model/model.tar.gz",
-                  Body=_tar({"model.joblib": buffer.getvalue(), "code/inference.py": INFERENCE}))
+    s3.put_object(Bucket=bucket, Key="model/model.tar.gz", Body=model_archive(model))
     sm = local_aws.client("sagemaker")
     sm.create_model(ModelName=f"mon-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://{bucket}/model/model.tar.gz"})

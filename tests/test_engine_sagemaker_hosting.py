@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -12,28 +11,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+from sklearn_model import FEATURES, ROLE, SKLEARN_IMAGE, model_archive, tar_gz
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
-SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-FEATURES = ["distance", "hour", "temp", "dewp", "humid", "wind_speed"]
-INFERENCE = b'''
-import os, joblib
-def model_fn(model_dir):
-    return joblib.load(os.path.join(model_dir, "model.joblib"))
-def predict_fn(data, model):
-    return model.predict_proba(data)[:, 1]
-'''
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +35,16 @@ def artifacts(local_aws, data):
     x, y = data
     sk = LogisticRegression(max_iter=500).fit(x, y)
     buffer = io.BytesIO()
-    joblib.dump(sk, buffer)
+    joblib.dump(sk, buffer)                # the bare model, without code/inference.py
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 3}, xgb.DMatrix(x, label=y), 20)
     raw = booster.save_raw("json")
     bucket = f"hosting-test-{uuid.uuid4().hex[:8]}"
     s3 = local_aws.client("s3")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="sk/model.tar.gz",
-                  Body=_tar({"model.joblib": buffer.getvalue(), "code/inference.py": INFERENCE}))
-    s3.put_object(Bucket=bucket, Key="sk-nocode/model.tar.gz", Body=_tar({"model.joblib": buffer.getvalue()}))
-    s3.put_object(Bucket=bucket, Key="xgb/model.tar.gz", Body=_tar({"xgboost-model": bytes(raw)}))
+                  Body=model_archive(sk))
+    s3.put_object(Bucket=bucket, Key="sk-nocode/model.tar.gz", Body=tar_gz({"model.joblib": buffer.getvalue()}))
+    s3.put_object(Bucket=bucket, Key="xgb/model.tar.gz", Body=tar_gz({"xgboost-model": bytes(raw)}))
     return {"bucket": bucket, "sk": sk, "booster": booster}
 
 
