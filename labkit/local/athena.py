@@ -1007,7 +1007,15 @@ def _create_external(ctx: Ctx, sql: str, m: re.Match) -> Outcome:
         if m.group(2):
             return Outcome(statement_type="DDL", header=False, write_file=False)
         raise AthenaQueryError(f"FAILED: AlreadyExistsException Table {name} already exists", 1006)
-    table_input = {
+    glue.create_table(db, name, _external_table_input(name, params, pkeys, columns, location, in_fmt,
+                                                      out_fmt, serde_lib, serde_params))
+    return Outcome(statement_type="DDL", header=False, write_file=False)
+
+
+def _external_table_input(name, params, pkeys, columns, location, in_fmt, out_fmt, serde_lib,
+                          serde_params) -> dict:
+    """The Glue TableInput Athena writes for CREATE EXTERNAL TABLE and CTAS (its field defaults)."""
+    return {
         "Name": name, "Owner": "hadoop", "Retention": 0, "TableType": "EXTERNAL_TABLE",
         "Parameters": params, "PartitionKeys": pkeys,
         "StorageDescriptor": {
@@ -1017,8 +1025,6 @@ def _create_external(ctx: Ctx, sql: str, m: re.Match) -> Outcome:
             "BucketColumns": [], "SortColumns": [], "Parameters": {}, "StoredAsSubDirectories": False,
         },
     }
-    glue.create_table(db, name, table_input)
-    return Outcome(statement_type="DDL", header=False, write_file=False)
 
 
 def _partition_input(table: dict, values: list[str], location: str) -> dict:
@@ -1280,17 +1286,8 @@ def _ctas(ctx: Ctx, sql: str, m: re.Match) -> Outcome:
         d = props.get("field_delimiter", "\x01")
         in_fmt, out_fmt, lib, sparams = TEXT_IN, TEXT_OUT, LAZY_SIMPLE, {"field.delim": d, "serialization.format": d}
         params = {"EXTERNAL": "TRUE", "has_encrypted_data": "false", "classification": "csv"}
-    table_input = {
-        "Name": name, "Owner": "hadoop", "Retention": 0, "TableType": "EXTERNAL_TABLE",
-        "Parameters": params, "PartitionKeys": pkeys,
-        "StorageDescriptor": {
-            "Columns": data_cols, "Location": location, "InputFormat": in_fmt, "OutputFormat": out_fmt,
-            "Compressed": False, "NumberOfBuckets": -1,
-            "SerdeInfo": {"SerializationLibrary": lib, "Parameters": sparams},
-            "BucketColumns": [], "SortColumns": [], "Parameters": {}, "StoredAsSubDirectories": False,
-        },
-    }
-    glue.create_table(db, name, table_input)
+    glue.create_table(db, name, _external_table_input(name, params, pkeys, data_cols, location, in_fmt,
+                                                      out_fmt, lib, sparams))
     if pkeys:
         table = glue.get_table(db, name).as_dict()
         bucket, prefix = split_s3(location)
