@@ -79,9 +79,10 @@ def log_entries(log: str) -> list[str]:
 
 
 CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
-# A frame in Jupyter's messaging libraries (pyzmq's compiled frames name a relative file) or in the
+# A frame in the Jupyter kernel stack (pyzmq's compiled frames name a relative file) or in the
 # standard library, never in site-packages of anything else or in this repository.
-KERNEL_PLUMBING = re.compile(r'File "(.*/site-packages/)?(tornado|zmq|ipykernel|jupyter_client)/'
+JUPYTER_STACK = "tornado|zmq|ipykernel|jupyter_client|jupyter_core|IPython|traitlets|comm|matplotlib_inline"
+KERNEL_PLUMBING = re.compile(rf'File "(.*/site-packages/)?({JUPYTER_STACK})/'
                              r'|File "[^"]*/lib/python3\.\d+/(?!site-packages/)[^"]*"')
 
 
