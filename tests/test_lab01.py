@@ -3,15 +3,14 @@ the correct state and fails, naming the mistake, on plausible wrong ones."""
 
 from __future__ import annotations
 
-import re
-
-import nbformat
 import pytest
 from botocore.exceptions import ClientError
 
 from grader.checks import lab01
 from labkit.backend import control
-from conftest import REPO, execute_notebook
+from conftest import REPO
+from notebook_runs import (assert_blank_fails_every_graded_cell, assert_runs_clean, fails, run_blank,
+                           run_in_fresh_kernels, total_points)
 
 NOTEBOOK = REPO / "solutions" / "01-billing-alarms" / "01-billing-alarms.ipynb"
 EMAIL = "checker@example.com"
@@ -76,18 +75,13 @@ def make_budget(aws, kinds=("ACTUAL", "FORECASTED"), budget_type="COST") -> None
              "Subscribers": [{"SubscriptionType": "EMAIL", "Address": EMAIL}]} for kind in kinds])
 
 
-def _fails(check, aws, pattern: str) -> None:
-    with pytest.raises(AssertionError, match=pattern):
-        check(aws)
-
-
 # --- checks -------------------------------------------------------------------------------------
 def test_check_topic(aws):
-    _fails(lab01.check_topic, aws, "no SNS topic 'billing-alerts'")
+    fails(lab01.check_topic, aws, match="no SNS topic 'billing-alerts'")
     make_topic(aws, protocol="sms")
-    _fails(lab01.check_topic, aws, "no e-mail subscription .*sms")
+    fails(lab01.check_topic, aws, match="no e-mail subscription .*sms")
     make_topic(aws, confirm=False)
-    _fails(lab01.check_topic, aws, "PendingConfirmation")
+    fails(lab01.check_topic, aws, match="PendingConfirmation")
     make_topic(aws)
     lab01.check_topic(aws)
 
@@ -102,22 +96,22 @@ def test_check_topic(aws):
 ])
 def test_check_alarm_wrong(aws, overrides, pattern):
     make_alarm(aws, make_topic(aws), **overrides)
-    _fails(lab01.check_alarm, aws, pattern)
+    fails(lab01.check_alarm, aws, match=pattern)
 
 
 def test_check_alarm_good_and_missing(aws):
-    _fails(lab01.check_alarm, aws, "no alarm 'billing-10usd'")
+    fails(lab01.check_alarm, aws, match="no alarm 'billing-10usd'")
     make_alarm(aws, make_topic(aws))
     lab01.check_alarm(aws)
 
 
 def test_check_budget(aws):
-    _fails(lab01.check_budget, aws, "no budget 'monthly-cost'")
+    fails(lab01.check_budget, aws, match="no budget 'monthly-cost'")
     make_budget(aws, kinds=("ACTUAL",))
-    _fails(lab01.check_budget, aws, "no FORECASTED")
+    fails(lab01.check_budget, aws, match="no FORECASTED")
     _wipe(aws)
     make_budget(aws, budget_type="USAGE")
-    _fails(lab01.check_budget, aws, "type USAGE")
+    fails(lab01.check_budget, aws, match="type USAGE")
     _wipe(aws)
     make_budget(aws)
     lab01.check_budget(aws)
@@ -126,13 +120,13 @@ def test_check_budget(aws):
 def test_check_notification_tested(aws):
     topic = make_topic(aws)
     make_alarm(aws, topic)
-    _fails(lab01.check_notification_tested, aws, "never set to ALARM by hand")
+    fails(lab01.check_notification_tested, aws, match="never set to ALARM by hand")
     cw = _clients(aws)[1]
     cw.disable_alarm_actions(AlarmNames=[lab01.ALARM])
     cw.set_alarm_state(AlarmName=lab01.ALARM, StateValue="ALARM", StateReason="test")
-    _fails(lab01.check_notification_tested, aws, "published nothing")
+    fails(lab01.check_notification_tested, aws, match="published nothing")
     make_alarm(aws, topic)  # re-created: history before the new configuration no longer counts
-    _fails(lab01.check_notification_tested, aws, "never set to ALARM by hand")
+    fails(lab01.check_notification_tested, aws, match="never set to ALARM by hand")
     cw.set_alarm_state(AlarmName=lab01.ALARM, StateValue="ALARM", StateReason="test")
     lab01.check_notification_tested(aws)
 
@@ -144,12 +138,12 @@ def test_check_alarm_fired(aws):
     topic = make_topic(aws)
     make_alarm(aws, topic)
     cw.set_alarm_state(AlarmName=lab01.ALARM, StateValue="ALARM", StateReason="by hand")
-    _fails(lab01.check_alarm_fired, aws, "never crossed its threshold")
+    fails(lab01.check_alarm_fired, aws, match="never crossed its threshold")
     cw.delete_alarms(AlarmNames=[lab01.ALARM])
     labkit.cloudwatch.simulate_charges(aws, usd_per_day=0, charges=50.0)  # straight over the line
     make_alarm(aws, topic)
     assert cw.describe_alarms(AlarmNames=[lab01.ALARM])["MetricAlarms"][0]["StateValue"] == "ALARM"
-    _fails(lab01.check_alarm_fired, aws, "without first being OK")
+    fails(lab01.check_alarm_fired, aws, match="without first being OK")
     cw.delete_alarms(AlarmNames=[lab01.ALARM])
     labkit.cloudwatch.simulate_charges(aws, usd_per_day=0, charges=1.0)
     aws.fast_forward(hours=7)  # leave the 6-hour period that saw 50 USD behind
@@ -162,43 +156,26 @@ def test_check_alarm_fired(aws):
 
 def test_check_cleanup(aws):
     make_topic(aws)
-    _fails(lab01.check_cleanup, aws, "topic 'billing-alerts' still exists")
+    fails(lab01.check_cleanup, aws, match="topic 'billing-alerts' still exists")
     make_budget(aws)
-    _fails(lab01.check_cleanup, aws, "budget 'monthly-cost' still exists")
+    fails(lab01.check_cleanup, aws, match="budget 'monthly-cost' still exists")
     make_alarm(aws, make_topic(aws))
-    _fails(lab01.check_cleanup, aws, "alarm 'billing-10usd' still exists")
+    fails(lab01.check_cleanup, aws, match="alarm 'billing-10usd' still exists")
     _wipe(aws)
     lab01.check_cleanup(aws)
 
 
 # --- the notebook -------------------------------------------------------------------------------
-def _graded_cells(nb):
-    return [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
-
-
 @pytest.mark.slow
-def test_solution_runs_twice_with_full_marks():
-    for _ in range(2):
-        nb = execute_notebook(NOTEBOOK)  # raises on any error, hidden checks included
-        graded = _graded_cells(nb)
-        assert sum(c.metadata["nbgrader"]["points"] for c in graded) == 10
-        assert all(o.output_type != "error" for c in graded for o in c.outputs)
+def test_solution_runs_twice_with_full_marks(tmp_path):
+    for nb in run_in_fresh_kernels(NOTEBOOK, tmp_path):  # raises on any error, hidden checks included
+        assert total_points(nb) == 10
+        assert_runs_clean(nb)
 
 
 @pytest.mark.slow
 def test_blank_notebook_scores_zero(tmp_path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
-            cell.source = re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "raise NotImplementedError()",
-                                 cell.source, flags=re.S)
-    blank = tmp_path / NOTEBOOK.name
-    nbformat.write(nb, blank)
-    executed = execute_notebook(blank, allow_errors=True)
-    graded = _graded_cells(executed)
-    assert len(graded) == 6
-    for cell in graded:
-        assert any(o.output_type == "error" for o in cell.outputs), f"{cell.id} passed on a blank notebook"
+    assert_blank_fails_every_graded_cell(run_blank(NOTEBOOK, tmp_path), cells=6)
 
 
 # --- the learner helpers ------------------------------------------------------------------------

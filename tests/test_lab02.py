@@ -6,14 +6,13 @@ empty it afterwards (no other test in the suite writes raw/ or scratch/ of the c
 
 from __future__ import annotations
 
-import re
-
-import nbformat
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import REPO, execute_notebook
+from conftest import REPO
 from grader.checks import lab02
+from notebook_runs import (assert_blank_fails_every_graded_cell, assert_runs_clean, fails, run_blank,
+                           run_in_fresh_kernels, total_points)
 
 NOTEBOOK = REPO / "solutions" / "02-s3-lifecycle" / "02-s3-lifecycle.ipynb"
 
@@ -83,11 +82,6 @@ def put_rules(aws, rules):
                                                         LifecycleConfiguration={"Rules": rules})
 
 
-def _fails(check, pattern, *args):
-    with pytest.raises(AssertionError, match=pattern):
-        check(*args)
-
-
 def _replace(rule_id, **changes):
     rules = [dict(r) for r in RULES]
     for r in rules:
@@ -101,14 +95,14 @@ def _replace(rule_id, **changes):
 
 # --- checks -------------------------------------------------------------------------------------
 def test_check_bucket(aws):
-    _fails(lab02.check_bucket, "does not exist", aws)
+    fails(lab02.check_bucket, aws, match="does not exist")
     make_bucket(aws, versioning=False)
-    _fails(lab02.check_bucket, "versioning .* is off", aws)
+    fails(lab02.check_bucket, aws, match="versioning .* is off")
     aws.client("s3").put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Suspended"})
-    _fails(lab02.check_bucket, "versioning .* is Suspended", aws)
+    fails(lab02.check_bucket, aws, match="versioning .* is Suspended")
     _empty_bucket(aws)
     make_bucket(aws, encryption=False)
-    _fails(lab02.check_bucket, "no default encryption", aws)
+    fails(lab02.check_bucket, aws, match="no default encryption")
     _empty_bucket(aws)
     make_bucket(aws)
     lab02.check_bucket(aws)
@@ -116,15 +110,15 @@ def test_check_bucket(aws):
 
 def test_check_raw_upload(aws, layout):
     make_bucket(aws)
-    _fails(lab02.check_raw_upload, "no objects under raw/", aws)
+    fails(lab02.check_raw_upload, aws, match="no objects under raw/")
     upload(aws, layout[:5], lambda key, data: (key.replace("raw/", "data/"), data))
-    _fails(lab02.check_raw_upload, "no objects under raw/", aws)
+    fails(lab02.check_raw_upload, aws, match="no objects under raw/")
     upload(aws, layout[10:])
-    _fails(lab02.check_raw_upload, "10 of 369 raw files are missing", aws)
+    fails(lab02.check_raw_upload, aws, match="10 of 369 raw files are missing")
     import gzip
 
     upload(aws, layout[:10], lambda key, data: (key, gzip.compress(data)))
-    _fails(lab02.check_raw_upload, "flights_2013-01-01.csv has .* bytes, the data set's file has", aws)
+    fails(lab02.check_raw_upload, aws, match="flights_2013-01-01.csv has .* bytes, the data set's file has")
     upload(aws, layout[:10])
     lab02.check_raw_upload(aws)
 
@@ -147,7 +141,7 @@ def test_check_lifecycle_wrong(aws, rules, pattern):
     make_bucket(aws)
     if rules is not None:
         put_rules(aws, rules)
-    _fails(lab02.check_lifecycle, pattern, aws)
+    fails(lab02.check_lifecycle, aws, match=pattern)
 
 
 def test_check_lifecycle_and_rejected_rule(aws):
@@ -159,11 +153,11 @@ def test_check_lifecycle_and_rejected_rule(aws):
     with pytest.raises(ClientError) as err:
         put_rules(aws, RULES + [bad])
     code = err.value.response["Error"]["Code"]
-    _fails(lab02.check_rejected_rule, "not rejected", aws, None)
-    _fails(lab02.check_rejected_rule, "rejected_code is 'MalformedXML'", aws, "MalformedXML")
+    fails(lab02.check_rejected_rule, aws, None, match="not rejected")
+    fails(lab02.check_rejected_rule, aws, "MalformedXML", match="rejected_code is 'MalformedXML'")
     lab02.check_rejected_rule(aws, code)
     put_rules(aws, [RULES[1]])  # the learner replaced the good configuration by a partial one
-    _fails(lab02.check_rejected_rule, "no enabled rule", aws, code)
+    fails(lab02.check_rejected_rule, aws, code, match="no enabled rule")
 
 
 def _scratch_and_upload(aws):
@@ -185,17 +179,17 @@ def test_check_aged_and_cleanup(aws, layout):
     upload(aws, layout)
     put_rules(aws, RULES)
     _scratch_and_upload(aws)
-    _fails(lab02.check_aged, "no object under raw/ has reached STANDARD_IA", aws, _by_class(aws))
+    fails(lab02.check_aged, aws, _by_class(aws), match="no object under raw/ has reached STANDARD_IA")
     aws.fast_forward(days=10)  # scratch expired, upload aborted, nothing transitioned yet
-    _fails(lab02.check_aged, "no object under raw/ has reached STANDARD_IA", aws, _by_class(aws))
+    fails(lab02.check_aged, aws, _by_class(aws), match="no object under raw/ has reached STANDARD_IA")
     aws.fast_forward(days=25)
     wrong = dict(_by_class(aws))
     wrong["STANDARD"] += 1
-    _fails(lab02.check_aged, "by_class says", aws, wrong)
-    _fails(lab02.check_aged, "not a mapping", aws, ["STANDARD"])
+    fails(lab02.check_aged, aws, wrong, match="by_class says")
+    fails(lab02.check_aged, aws, ["STANDARD"], match="not a mapping")
     lab02.check_aged(aws, _by_class(aws))
     # clean-up: scratch/ versions and markers left, a new incomplete upload, noncurrent raw/ versions
-    _fails(lab02.check_cleanup, "scratch/ still holds 1 version", aws)
+    fails(lab02.check_cleanup, aws, match="scratch/ still holds 1 version")
     s3 = aws.client("s3")
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=aws.bucket, Prefix="scratch/"):
         doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
@@ -205,41 +199,24 @@ def test_check_aged_and_cleanup(aws, layout):
     lab02.check_cleanup(aws)
     key, data = layout[0]
     s3.put_object(Bucket=aws.bucket, Key=key, Body=data)  # an identical re-upload: a new version
-    _fails(lab02.check_cleanup, "raw/ holds 1 noncurrent version", aws)
+    fails(lab02.check_cleanup, aws, match="raw/ holds 1 noncurrent version")
     old = [v for v in s3.list_object_versions(Bucket=aws.bucket, Prefix=key)["Versions"] if not v["IsLatest"]]
     s3.delete_object(Bucket=aws.bucket, Key=key, VersionId=old[0]["VersionId"])
     s3.create_multipart_upload(Bucket=aws.bucket, Key="scratch/again.bin")
-    _fails(lab02.check_cleanup, "1 incomplete multipart upload", aws)
+    fails(lab02.check_cleanup, aws, match="1 incomplete multipart upload")
 
 
 # --- the notebook -------------------------------------------------------------------------------
-def _graded_cells(nb):
-    return [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
-
-
 @pytest.mark.slow
-def test_solution_runs_twice_with_full_marks():
-    for _ in range(2):
-        nb = execute_notebook(NOTEBOOK)  # raises on any error, hidden checks included
-        graded = _graded_cells(nb)
-        assert sum(c.metadata["nbgrader"]["points"] for c in graded) == 10
-        assert all(o.output_type != "error" for c in graded for o in c.outputs)
+def test_solution_runs_twice_with_full_marks(tmp_path):
+    for nb in run_in_fresh_kernels(NOTEBOOK, tmp_path):  # raises on any error, hidden checks included
+        assert total_points(nb) == 10
+        assert_runs_clean(nb)
 
 
 @pytest.mark.slow
 def test_blank_notebook_scores_zero(tmp_path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
-            cell.source = re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "raise NotImplementedError()",
-                                 cell.source, flags=re.S)
-    blank = tmp_path / NOTEBOOK.name
-    nbformat.write(nb, blank)
-    executed = execute_notebook(blank, allow_errors=True)
-    graded = _graded_cells(executed)
-    assert len(graded) == 6
-    for cell in graded:
-        assert any(o.output_type == "error" for o in cell.outputs), f"{cell.id} passed on a blank notebook"
+    assert_blank_fails_every_graded_cell(run_blank(NOTEBOOK, tmp_path), cells=6)
 
 
 # --- the learner helpers ------------------------------------------------------------------------

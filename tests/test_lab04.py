@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
 from grader.checks import lab04
 from labkit import datasets
-from notebook_runs import graded_cells, has_error, run_blank, run_twice
+from conftest import REPO
+from notebook_runs import (assert_blank_fails_every_graded_cell, create_service_role, delete_role,
+                           empty_prefix, ensure_bucket, fails, graded_cells, run_blank, run_twice)
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "solutions/04-firehose/04-firehose.ipynb"
+NOTEBOOK = REPO / "solutions/04-firehose/04-firehose.ipynb"
 GOOD = {"Prefix": "events/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/",
         "ErrorOutputPrefix": "events-errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/",
         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60}, "CompressionFormat": "GZIP"}
 
 
-def _empty(aws, prefix):
-    s3 = aws.client("s3")
-    for item in s3.list_objects_v2(Bucket=aws.bucket, Prefix=prefix).get("Contents", []):
-        s3.delete_object(Bucket=aws.bucket, Key=item["Key"])
-
-
 @pytest.fixture()
 def aws(local_aws):
     """A clean slate for the lab's fixed names: no stream, no role, empty prefixes."""
-    s3 = local_aws.client("s3")
-    try:
-        s3.head_bucket(Bucket=local_aws.bucket)
-    except ClientError:
-        s3.create_bucket(Bucket=local_aws.bucket)
+    ensure_bucket(local_aws)
     _teardown(local_aws)
     yield local_aws
     _teardown(local_aws)
@@ -43,24 +32,13 @@ def _teardown(aws):
         aws.client("firehose").delete_delivery_stream(DeliveryStreamName=lab04.STREAM)
     except ClientError:
         pass
-    iam = aws.client("iam")
-    try:
-        iam.delete_role_policy(RoleName=lab04.ROLE, PolicyName="p")
-    except ClientError:
-        pass
-    try:
-        iam.delete_role(RoleName=lab04.ROLE)
-    except ClientError:
-        pass
-    _empty(aws, lab04.PREFIX)
-    _empty(aws, lab04.ERROR_PREFIX)
+    delete_role(aws, lab04.ROLE)
+    empty_prefix(aws, lab04.PREFIX)
+    empty_prefix(aws, lab04.ERROR_PREFIX)
 
 
 def _role(aws, service="firehose.amazonaws.com"):
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
-        "Service": service}, "Action": "sts:AssumeRole"}]}
-    return aws.client("iam").create_role(RoleName=lab04.ROLE,
-                                         AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    return create_service_role(aws, lab04.ROLE, service)
 
 
 def _stream(aws, role_arn=None, **overrides):
@@ -85,11 +63,6 @@ def _records(events=None):
     return list(datasets.event_records(lab04.expected_events() if events is None else events))
 
 
-def _fails(check, *args, match):
-    with pytest.raises(AssertionError, match=match):
-        check(*args)
-
-
 # --- task 1: the stream -------------------------------------------------------------------------
 def test_stream_good(aws):
     _stream(aws)
@@ -108,15 +81,15 @@ def test_stream_wrong(aws, overrides, match):
         _stream(aws, **overrides)
     except ClientError as error:  # AWS itself refuses some wrong configurations
         assert "ErrorOutputPrefix" in str(error)
-        _fails(lab04.check_stream, aws, match="does not exist")
+        fails(lab04.check_stream, aws, match="does not exist")
         return
-    _fails(lab04.check_stream, aws, match=match)
+    fails(lab04.check_stream, aws, match=match)
 
 
 def test_stream_missing_and_untrusting_role(aws):
-    _fails(lab04.check_stream, aws, match="'flight-events' does not exist")
+    fails(lab04.check_stream, aws, match="'flight-events' does not exist")
     _stream(aws, role_arn=_role(aws, service="glue.amazonaws.com"))
-    _fails(lab04.check_stream, aws, match="does not trust Firehose")
+    fails(lab04.check_stream, aws, match="does not trust Firehose")
 
 
 # --- task 2: delivery ---------------------------------------------------------------------------
@@ -128,23 +101,23 @@ def test_delivery_good(aws):
 
 def test_delivery_wrong(aws):
     _stream(aws)
-    _fails(lab04.check_delivery, aws, match="nothing was delivered")
+    fails(lab04.check_delivery, aws, match="nothing was delivered")
     records = _records()
     _send(aws, records[10:])  # failed records never retried
-    _fails(lab04.check_delivery, aws, match="10 of 998 events were never delivered")
+    fails(lab04.check_delivery, aws, match="10 of 998 events were never delivered")
     _send(aws, records[:60])  # the whole batch resent instead of only the failures
-    _fails(lab04.check_delivery, aws, match="50 events were delivered more than once")
+    fails(lab04.check_delivery, aws, match="50 events were delivered more than once")
 
 
 def test_delivery_other_day_and_uncompressed(aws):
     _stream(aws)
     events = datasets.firehose_events()
     _send(aws, _records() + _records(events.head(3)))
-    _fails(lab04.check_delivery, aws, match="3 delivered events are not from 2013-06-14")
+    fails(lab04.check_delivery, aws, match="3 delivered events are not from 2013-06-14")
     _teardown(aws)
     _stream(aws, CompressionFormat="UNCOMPRESSED")
     _send(aws, _records())
-    _fails(lab04.check_delivery, aws, match="is not gzip")
+    fails(lab04.check_delivery, aws, match="is not gzip")
 
 
 # --- task 3: windows ----------------------------------------------------------------------------
@@ -159,29 +132,29 @@ def test_windows_good_and_wrong(local_aws):
     lab04.check_windows(local_aws, _windows(events))
     as_text = _windows(events).assign(window_start=lambda d: d["window_start"].astype(str))
     lab04.check_windows(local_aws, as_text)  # strings that parse to the same instants are fine
-    _fails(lab04.check_windows, local_aws, _windows(events, types=("departed", "cancelled")),
-           match="cancelled flights included")
-    _fails(lab04.check_windows, local_aws, _windows(events, freq="5min"),
-           match="1-minute tumbling windows give")
-    _fails(lab04.check_windows, local_aws, _windows(events).rename(columns={"departures": "n"}),
-           match="needs the columns")
+    fails(lab04.check_windows, local_aws, _windows(events, types=("departed", "cancelled")),
+          match="cancelled flights included")
+    fails(lab04.check_windows, local_aws, _windows(events, freq="5min"),
+          match="1-minute tumbling windows give")
+    fails(lab04.check_windows, local_aws, _windows(events).rename(columns={"departures": "n"}),
+          match="needs the columns")
     shifted = _windows(events).assign(window_start=lambda d: d["window_start"] + pd.Timedelta("1min"))
-    _fails(lab04.check_windows, local_aws, shifted, match="windows have the wrong count")
-    _fails(lab04.check_windows, local_aws, {"EWR": 3}, match="not a pandas DataFrame")
+    fails(lab04.check_windows, local_aws, shifted, match="windows have the wrong count")
+    fails(lab04.check_windows, local_aws, {"EWR": 3}, match="not a pandas DataFrame")
 
 
 # --- clean-up -----------------------------------------------------------------------------------
 def test_cleanup(aws):
     keys = ["events/year=2013/x.gz"]
     lab04.check_cleanup(aws, keys)
-    _fails(lab04.check_cleanup, aws, [], match="no delivered keys")
+    fails(lab04.check_cleanup, aws, [], match="no delivered keys")
     _stream(aws)
-    _fails(lab04.check_cleanup, aws, keys, match="'flight-events' still exists")
+    fails(lab04.check_cleanup, aws, keys, match="'flight-events' still exists")
     _send(aws, _records()[:5])
     aws.client("firehose").delete_delivery_stream(DeliveryStreamName=lab04.STREAM)
-    _fails(lab04.check_cleanup, aws, keys, match="objects remain under")
-    _empty(aws, lab04.PREFIX)
-    _fails(lab04.check_cleanup, aws, keys, match="IAM role 'labkit-firehose-delivery' still exists")
+    fails(lab04.check_cleanup, aws, keys, match="objects remain under")
+    empty_prefix(aws, lab04.PREFIX)
+    fails(lab04.check_cleanup, aws, keys, match="IAM role 'labkit-firehose-delivery' still exists")
 
 
 # --- the notebook -------------------------------------------------------------------------------
@@ -193,7 +166,4 @@ def test_solution_runs_twice_without_error(tmp_path):
 
 @pytest.mark.slow
 def test_blank_notebook_scores_zero(tmp_path):
-    nb = run_blank(NOTEBOOK, tmp_path)
-    graded = graded_cells(nb)
-    assert sum(c["metadata"]["nbgrader"]["points"] for c in graded) == 10
-    assert all(has_error(c) for c in graded), [c.id for c in graded if not has_error(c)]
+    assert_blank_fails_every_graded_cell(run_blank(NOTEBOOK, tmp_path), points=10)

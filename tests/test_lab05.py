@@ -4,30 +4,23 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import time
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from grader.checks import lab05
 from labkit import datasets
-from notebook_runs import graded_cells, has_error, run_blank, run_twice
+from conftest import REPO
+from notebook_runs import (assert_blank_fails_every_graded_cell, create_service_role, delete_role,
+                           empty_prefix, ensure_bucket, fails, graded_cells, run_blank, run_twice)
 
-LAB = Path(__file__).resolve().parents[1] / "solutions/05-glue"
+LAB = REPO / "solutions/05-glue"
 NOTEBOOK = LAB / "05-glue.ipynb"
 
 
-def _empty(aws, prefix):
-    s3 = aws.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=aws.bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=aws.bucket, Key=item["Key"])
-
-
 def _teardown(aws):
-    glue, iam = aws.client("glue"), aws.client("iam")
+    glue = aws.client("glue")
     for name in (lab05.RAW_CRAWLER, lab05.CURATED_CRAWLER):
         try:
             while glue.get_crawler(Name=name)["Crawler"]["State"] != "READY":
@@ -41,26 +34,16 @@ def _teardown(aws):
     except ClientError:
         pass
     for prefix in (lab05.CURATED, "glue-scripts/"):
-        _empty(aws, prefix)
-    try:
-        iam.delete_role_policy(RoleName=lab05.ROLE, PolicyName="p")
-    except ClientError:
-        pass
-    try:
-        iam.delete_role(RoleName=lab05.ROLE)
-    except ClientError:
-        pass
+        empty_prefix(aws, prefix)
+    delete_role(aws, lab05.ROLE)
 
 
 @pytest.fixture(scope="module")
 def raw_zone(local_aws):
     """The course bucket with the raw weather table and one day of flights per month (enough
     for a crawl with 12 partitions; other labs' setup cells add the remaining days)."""
+    ensure_bucket(local_aws)
     s3 = local_aws.client("s3")
-    try:
-        s3.head_bucket(Bucket=local_aws.bucket)
-    except ClientError:
-        s3.create_bucket(Bucket=local_aws.bucket)
     flights = datasets.flights()
     for month, part in flights[flights["day"] == 1].groupby("month"):  # the raw layout's keys
         s3.put_object(Bucket=local_aws.bucket, Key=f"raw/flights/year=2013/month={month:02d}/"
@@ -79,10 +62,7 @@ def aws(raw_zone):
 
 
 def _role(aws):
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
-        "Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    return aws.client("iam").create_role(RoleName=lab05.ROLE,
-                                         AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    return create_service_role(aws, lab05.ROLE, "glue.amazonaws.com")
 
 
 def _crawl(aws, name, path, role_arn, **extra):
@@ -98,29 +78,24 @@ def _crawl(aws, name, path, role_arn, **extra):
         time.sleep(0.05)
 
 
-def _fails(check, *args, match):
-    with pytest.raises(AssertionError, match=match):
-        check(*args)
-
-
 # --- task 1 -------------------------------------------------------------------------------------
 def test_raw_catalog_good_and_wrong(aws):
     glue = aws.client("glue")
-    _fails(lab05.check_raw_catalog, aws, match="crawler 'raw-flights' does not exist")
+    fails(lab05.check_raw_catalog, aws, match="crawler 'raw-flights' does not exist")
     role = _role(aws)
     _crawl(aws, lab05.RAW_CRAWLER, f"s3://{aws.bucket}/raw/flights/year=2013/month=01/", role,
            Schedule="cron(0 6 * * ? *)")
-    _fails(lab05.check_raw_catalog, aws, match="target exactly")
+    fails(lab05.check_raw_catalog, aws, match="target exactly")
     glue.delete_crawler(Name=lab05.RAW_CRAWLER)
     _crawl(aws, lab05.RAW_CRAWLER, f"s3://{aws.bucket}/raw/flights/", role)
-    _fails(lab05.check_raw_catalog, aws, match="has no schedule")
+    fails(lab05.check_raw_catalog, aws, match="has no schedule")
     glue.update_crawler(Name=lab05.RAW_CRAWLER, Schedule="cron(0 6 * * ? *)")
     lab05.check_raw_catalog(aws)
     table = glue.get_table(DatabaseName=lab05.DATABASE, Name="flights")["Table"]
     glue.delete_table(DatabaseName=lab05.DATABASE, Name="flights")
     glue.create_table(DatabaseName=lab05.DATABASE, TableInput={
         "Name": "flights", "StorageDescriptor": table["StorageDescriptor"], "PartitionKeys": []})
-    _fails(lab05.check_raw_catalog, aws, match=r"partition keys \[\]")
+    fails(lab05.check_raw_catalog, aws, match=r"partition keys \[\]")
 
 
 def test_raw_catalog_failed_crawl(aws):
@@ -132,7 +107,7 @@ def test_raw_catalog_failed_crawl(aws):
     glue.start_crawler(Name=lab05.RAW_CRAWLER)  # the database was never created
     while glue.get_crawler(Name=lab05.RAW_CRAWLER)["Crawler"]["State"] != "READY":
         time.sleep(0.05)
-    _fails(lab05.check_raw_catalog, aws, match="last crawl is FAILED")
+    fails(lab05.check_raw_catalog, aws, match="last crawl is FAILED")
 
 
 # --- task 2 -------------------------------------------------------------------------------------
@@ -152,13 +127,13 @@ def _job(aws, role, command="pythonshell", script=None):
 
 
 def test_job_good_and_wrong(aws):
-    _fails(lab05.check_job, aws, match="job 'flights-weather-etl' does not exist")
+    fails(lab05.check_job, aws, match="job 'flights-weather-etl' does not exist")
     role = _role(aws)
     _job(aws, role, command="glueetl")
-    _fails(lab05.check_job, aws, match="is a glueetl job")
+    fails(lab05.check_job, aws, match="is a glueetl job")
     aws.client("glue").delete_job(JobName=lab05.JOB)
     _job(aws, role, script=b"raise ValueError('no weather for EWR')\n")
-    _fails(lab05.check_job, aws, match="FAILED: ValueError: no weather for EWR")
+    fails(lab05.check_job, aws, match="FAILED: ValueError: no weather for EWR")
     aws.client("glue").delete_job(JobName=lab05.JOB)
     _job(aws, role)
     lab05.check_job(aws)
@@ -181,7 +156,7 @@ def _frames(keep_cancelled: bool, fix_outlier: bool):
 
 def _write_curated(aws, keep_cancelled=False, fix_outlier=True, partitioned=True, fmt="parquet"):
     s3 = aws.client("s3")
-    _empty(aws, lab05.CURATED)
+    empty_prefix(aws, lab05.CURATED)
     joined, weather = _frames(keep_cancelled, fix_outlier)
 
     def put(frame, key):
@@ -199,17 +174,17 @@ def _write_curated(aws, keep_cancelled=False, fix_outlier=True, partitioned=True
 
 
 def test_curated_good_and_wrong(aws):
-    _fails(lab05.check_curated, aws, match="nothing under")
+    fails(lab05.check_curated, aws, match="nothing under")
     _write_curated(aws)
     lab05.check_curated(aws)
     _write_curated(aws, keep_cancelled=True)
-    _fails(lab05.check_curated, aws, match="cancelled flights")
+    fails(lab05.check_curated, aws, match="cancelled flights")
     _write_curated(aws, fix_outlier=False)
-    _fails(lab05.check_curated, aws, match="wind_speed of 1,048 mph")
+    fails(lab05.check_curated, aws, match="wind_speed of 1,048 mph")
     _write_curated(aws, partitioned=False)
-    _fails(lab05.check_curated, aws, match="is not inside a month=MM/ folder")
+    fails(lab05.check_curated, aws, match="is not inside a month=MM/ folder")
     _write_curated(aws, fmt="csv")
-    _fails(lab05.check_curated, aws, match="is not Parquet")
+    fails(lab05.check_curated, aws, match="is not Parquet")
 
 
 # --- task 4 -------------------------------------------------------------------------------------
@@ -217,36 +192,36 @@ def test_curated_catalog_good_and_wrong(aws):
     expected = lab05._expected()
     role = _role(aws)
     _write_curated(aws)
-    _fails(lab05.check_curated_catalog, aws, 0, 0, match="crawler 'curated-flights' does not exist")
+    fails(lab05.check_curated_catalog, aws, 0, 0, match="crawler 'curated-flights' does not exist")
     _crawl(aws, lab05.CURATED_CRAWLER, f"s3://{aws.bucket}/curated/", role)
     lab05.check_curated_catalog(aws, expected["raw"], expected["curated"])
-    _fails(lab05.check_curated_catalog, aws, expected["raw"] - 365, expected["curated"],
-           match="raw_rows is")
-    _fails(lab05.check_curated_catalog, aws, expected["raw"], expected["raw"],
-           match="curated_rows is")
+    fails(lab05.check_curated_catalog, aws, expected["raw"] - 365, expected["curated"],
+          match="raw_rows is")
+    fails(lab05.check_curated_catalog, aws, expected["raw"], expected["raw"],
+          match="curated_rows is")
     aws.client("glue").delete_crawler(Name=lab05.CURATED_CRAWLER)
     aws.client("glue").delete_database(Name=lab05.DATABASE)
     _write_curated(aws, partitioned=False)
     _crawl(aws, lab05.CURATED_CRAWLER, f"s3://{aws.bucket}/curated/", role)
-    _fails(lab05.check_curated_catalog, aws, expected["raw"], expected["curated"],
-           match=r"partition keys \[\]")
+    fails(lab05.check_curated_catalog, aws, expected["raw"], expected["curated"],
+          match=r"partition keys \[\]")
 
 
 # --- clean-up -----------------------------------------------------------------------------------
 def test_cleanup(aws):
     run_id = "jr_" + "0" * 64
     lab05.check_cleanup(aws, run_id)
-    _fails(lab05.check_cleanup, aws, None, match="no job run to clean up")
+    fails(lab05.check_cleanup, aws, None, match="no job run to clean up")
     role = _role(aws)
     _crawl(aws, lab05.RAW_CRAWLER, f"s3://{aws.bucket}/raw/weather/", role)
-    _fails(lab05.check_cleanup, aws, run_id, match="crawler 'raw-flights' still exists")
+    fails(lab05.check_cleanup, aws, run_id, match="crawler 'raw-flights' still exists")
     aws.client("glue").delete_crawler(Name=lab05.RAW_CRAWLER)
-    _fails(lab05.check_cleanup, aws, run_id, match="database 'flights_lake' still exists")
+    fails(lab05.check_cleanup, aws, run_id, match="database 'flights_lake' still exists")
     aws.client("glue").delete_database(Name=lab05.DATABASE)
     _write_curated(aws)
-    _fails(lab05.check_cleanup, aws, run_id, match="objects remain under")
-    _empty(aws, lab05.CURATED)
-    _fails(lab05.check_cleanup, aws, run_id, match="IAM role 'labkit-glue-service' still exists")
+    fails(lab05.check_cleanup, aws, run_id, match="objects remain under")
+    empty_prefix(aws, lab05.CURATED)
+    fails(lab05.check_cleanup, aws, run_id, match="IAM role 'labkit-glue-service' still exists")
 
 
 # --- the notebook -------------------------------------------------------------------------------
@@ -258,7 +233,4 @@ def test_solution_runs_twice_without_error(tmp_path):
 
 @pytest.mark.slow
 def test_blank_notebook_scores_zero(tmp_path):
-    nb = run_blank(NOTEBOOK, tmp_path)
-    graded = graded_cells(nb)
-    assert sum(c["metadata"]["nbgrader"]["points"] for c in graded) == 10
-    assert all(has_error(c) for c in graded), [c.id for c in graded if not has_error(c)]
+    assert_blank_fails_every_graded_cell(run_blank(NOTEBOOK, tmp_path), points=10)

@@ -4,41 +4,24 @@ hidden check passes on the solution's state and names the mistake on plausible w
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
-import nbformat
 import pytest
 
 from grader.checks import lab06
-from notebook_runs import graded_cells, has_error, run_blank, run_twice
+from conftest import REPO
+from notebook_runs import (assert_blank_fails_every_graded_cell, assert_runs_clean, exec_cells, fails,
+                           run_blank, run_twice)
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "solutions" / "06-eda" / "06-eda.ipynb"
-
-
-def _cells():
-    return {c.id: c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells}
+NOTEBOOK = REPO / "solutions" / "06-eda" / "06-eda.ipynb"
 
 
-def _solution_code(source: str) -> str:
-    return source.replace("### BEGIN SOLUTION\n", "").replace("\n### END SOLUTION", "")
+TASKS = ("task1-solution", "task2-solution", "task3-solution", "task4-solution", "task5-solution")
 
 
 @pytest.fixture(scope="module")
 def lab(local_aws):
     """The namespace after the setup and every solution cell of the notebook, run in-process."""
-    cells = _cells()
-    ns: dict = {}
-    exec(cells["setup"], ns)
-    for cid in ("task1-solution", "task2-solution", "task3-solution", "task4-solution", "task5-solution"):
-        exec(_solution_code(cells[cid]), ns)
-    return ns
-
-
-def _fails(fn, *args, match: str):
-    with pytest.raises(AssertionError, match=match) as err:
-        fn(*args)
-    assert " — " in str(err.value)
-    return str(err.value)
+    return exec_cells(NOTEBOOK, "setup", *TASKS)
 
 
 def test_solution_state_passes_every_check(local_aws, lab):
@@ -51,45 +34,52 @@ def test_solution_state_passes_every_check(local_aws, lab):
 
 def test_loading_mistakes(lab):
     flights = lab["flights"]
-    _fails(lab06.check_loaded, flights[flights["month"] != 12], match="rows; the curated data has")
-    _fails(lab06.check_loaded, flights.drop(columns=["month"]), match="no month column")
-    _fails(lab06.check_loaded, flights.assign(month=(flights["month"] % 12) + 1),
-           match="does not match the folders")
+    fails(lab06.check_loaded, flights[flights["month"] != 12],
+          match="rows; the curated data has", explained=True)
+    fails(lab06.check_loaded, flights.drop(columns=["month"]), match="no month column", explained=True)
+    fails(lab06.check_loaded, flights.assign(month=(flights["month"] % 12) + 1),
+          match="does not match the folders", explained=True)
 
 
 def test_monthly_query_mistakes(local_aws, lab):
     run = lab["run"]
     strict = run("SELECT month, count(*) AS flights, CAST(count_if(dep_delay > 15) AS double) / count(*) "
                  "AS delay_rate FROM flights_weather GROUP BY month ORDER BY month")
-    _fails(lab06.check_monthly_rates, local_aws, strict["QueryExecutionId"], match="delay rate .* expected")
+    fails(lab06.check_monthly_rates, local_aws, strict["QueryExecutionId"],
+          match="delay rate .* expected", explained=True)
     truncated = run("SELECT month, count(*) AS flights, count_if(dep_delay >= 15) / count(*) AS delay_rate "
                     "FROM flights_weather GROUP BY month ORDER BY month")
-    _fails(lab06.check_monthly_rates, local_aws, truncated["QueryExecutionId"], match="delay rate 0.0000")
+    fails(lab06.check_monthly_rates, local_aws, truncated["QueryExecutionId"],
+          match="delay rate 0.0000", explained=True)
     unnamed = run("SELECT month, count(*), avg(dep_delay) FROM flights_weather GROUP BY month ORDER BY month")
-    _fails(lab06.check_monthly_rates, local_aws, unnamed["QueryExecutionId"], match="the columns are")
+    fails(lab06.check_monthly_rates, local_aws, unnamed["QueryExecutionId"],
+          match="the columns are", explained=True)
 
 
 def test_quality_mistakes(lab):
     flights, missing = lab["flights"], lab["missing"]
-    _fails(lab06.check_quality, flights.isna().sum().sort_values(ascending=False), lab["no_weather"],
-           match="not a count")
-    _fails(lab06.check_quality, missing.sort_index(), lab["no_weather"], match="not sorted")
+    fails(lab06.check_quality, flights.isna().sum().sort_values(ascending=False), lab["no_weather"],
+          match="not a count", explained=True)
+    fails(lab06.check_quality, missing.sort_index(), lab["no_weather"], match="not sorted", explained=True)
     temp_only = int(flights["temp"].isna().sum())
-    _fails(lab06.check_quality, missing, temp_only, match="ALL missing")
+    fails(lab06.check_quality, missing, temp_only, match="ALL missing", explained=True)
 
 
 def test_feature_mistakes(lab):
     features, flights = lab["features"], lab["flights"]
-    _fails(lab06.check_features, features.assign(dep_delay=flights["dep_delay"]), lab["class_balance"],
-           match=r"\['dep_delay'\].*target leakage")
-    _fails(lab06.check_features, features.assign(arr_delay=flights["arr_delay"]), lab["class_balance"],
-           match="leakage")
+    fails(lab06.check_features, features.assign(dep_delay=flights["dep_delay"]), lab["class_balance"],
+          match=r"\['dep_delay'\].*target leakage", explained=True)
+    fails(lab06.check_features, features.assign(arr_delay=flights["arr_delay"]), lab["class_balance"],
+          match="leakage", explained=True)
     strict = features.assign(delayed=(flights["dep_delay"] > 15).astype(int))
-    _fails(lab06.check_features, strict, float(strict["delayed"].mean()), match="labelled delayed")
-    _fails(lab06.check_features, features.dropna(), lab["class_balance"], match="rows, expected")
-    _fails(lab06.check_features, features, int(features["delayed"].sum()), match="class_balance")
-    _fails(lab06.check_features, features.assign(day_of_week=features["day_of_week"] + 1),
-           lab["class_balance"], match="day_of_week")
+    fails(lab06.check_features, strict, float(strict["delayed"].mean()),
+          match="labelled delayed", explained=True)
+    fails(lab06.check_features, features.dropna(), lab["class_balance"],
+          match="rows, expected", explained=True)
+    fails(lab06.check_features, features, int(features["delayed"].sum()),
+          match="class_balance", explained=True)
+    fails(lab06.check_features, features.assign(day_of_week=features["day_of_week"] + 1),
+          lab["class_balance"], match="day_of_week", explained=True)
 
 
 def _put(local_aws, frame, key):
@@ -104,37 +94,34 @@ def test_split_mistakes(local_aws, lab):
     half = len(shuffled) // 2
     _put(local_aws, shuffled.iloc[:half], lab06.TRAIN_KEY)
     _put(local_aws, shuffled.iloc[half:], lab06.VALIDATION_KEY)
-    _fails(lab06.check_split, local_aws, match="split by time")
+    fails(lab06.check_split, local_aws, match="split by time", explained=True)
     _put(local_aws, lab["train"].assign(dep_time=flights.loc[flights["month"] <= 6, "dep_time"].to_numpy()),
          lab06.TRAIN_KEY)
     _put(local_aws, lab["validation"], lab06.VALIDATION_KEY)
-    _fails(lab06.check_split, local_aws, match="train still holds .*dep_time")
+    fails(lab06.check_split, local_aws, match="train still holds .*dep_time", explained=True)
     _put(local_aws, lab["train"].iloc[::2], lab06.TRAIN_KEY)
-    _fails(lab06.check_split, local_aws, match="rows, expected")
+    fails(lab06.check_split, local_aws, match="rows, expected", explained=True)
     local_aws.client("s3").delete_object(Bucket=local_aws.bucket, Key=lab06.TRAIN_KEY)
-    _fails(lab06.check_split, local_aws, match="does not exist")
-    exec(_solution_code(_cells()["task5-solution"]), lab)  # restore
+    fails(lab06.check_split, local_aws, match="does not exist", explained=True)
+    exec_cells(NOTEBOOK, "task5-solution", ns=lab)  # restore
     lab06.check_split(local_aws)
 
 
 def test_cleanup_check(local_aws, lab):
-    _fails(lab06.check_cleanup, local_aws, match="database eda_db still exists")
+    fails(lab06.check_cleanup, local_aws, match="database eda_db still exists", explained=True)
     lab["run"]("DROP TABLE flights_weather")
     lab["run"]("DROP DATABASE eda_db", database="default")
-    _fails(lab06.check_cleanup, local_aws, match="result object")
+    fails(lab06.check_cleanup, local_aws, match="result object", explained=True)
     lab["run"]("CREATE DATABASE eda_db", database="default")
-    exec(_solution_code(_cells()["cleanup-solution"]), lab)
+    exec_cells(NOTEBOOK, "cleanup-solution", ns=lab)
     lab06.check_cleanup(local_aws)
 
 
 @pytest.mark.slow
 def test_solution_notebook_runs_twice_in_one_kernel(tmp_path):
-    executed = run_twice(NOTEBOOK, tmp_path)
-    assert [c.id for c in executed.cells if has_error(c)] == []
+    assert_runs_clean(run_twice(NOTEBOOK, tmp_path))
 
 
 @pytest.mark.slow
 def test_blank_notebook_fails_every_graded_cell(tmp_path):
-    graded = graded_cells(run_blank(NOTEBOOK, tmp_path))
-    assert sum(c.metadata["nbgrader"]["points"] for c in graded) == 10
-    assert [c.id for c in graded if not has_error(c)] == []
+    assert_blank_fails_every_graded_cell(run_blank(NOTEBOOK, tmp_path), points=10)

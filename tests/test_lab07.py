@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from grader.checks import lab07
 from labkit import datasets
-from notebook_runs import graded_cells, has_error, run_blank, run_twice
+from conftest import REPO
+from notebook_runs import (assert_blank_fails_every_graded_cell, assert_runs_clean, ensure_bucket, fails,
+                           run_blank, run_twice)
 from sagemaker_helpers import ROLE, SKLEARN_IMAGE, XGBOOST_IMAGE, tar_gz, wait_training
 
-LAB = Path(__file__).resolve().parents[1] / "solutions/07-training"
+LAB = REPO / "solutions/07-training"
 NOTEBOOK = LAB / "07-training.ipynb"
 FEATURES = ["month", "day", "hour", "sched_dep_time", "distance", "temp", "dewp", "humid",
             "wind_speed", "precip", "pressure", "visib"]
@@ -22,11 +23,8 @@ FAKE_PY = "print('validation:auc=0.7400')\n"
 
 @pytest.fixture(scope="module")
 def aws(local_aws):
+    ensure_bucket(local_aws)
     s3 = local_aws.client("s3")
-    try:
-        s3.head_bucket(Bucket=local_aws.bucket)
-    except Exception:
-        s3.create_bucket(Bucket=local_aws.bucket)
     s3.put_object(Bucket=local_aws.bucket, Key="lab07-tests/train.tar.gz",
                   Body=tar_gz({"train.py": (LAB / "train.py").read_text()}))
     s3.put_object(Bucket=local_aws.bucket, Key="lab07-tests/fake.tar.gz", Body=tar_gz({"train.py": FAKE_PY}))
@@ -75,27 +73,22 @@ def _job(aws, prefix="lab07-sklearn", source="train.tar.gz", image=SKLEARN_IMAGE
     return name
 
 
-def _fails(check, *args, match):
-    with pytest.raises(AssertionError, match=match):
-        check(*args)
-
-
 def test_check_channels(aws, frames):
     train, validation = frames
     clean_train, clean_validation = train.drop(columns="dep_delay"), validation.drop(columns="dep_delay")
     # a random split instead of a time split
     everything = datasets.add_label(datasets.joined())[["delayed"] + FEATURES].sample(50_000, random_state=3)
     _upload(aws, everything.iloc[:20_000], everything.iloc[20_000:])
-    _fails(lab07.check_channels, aws, match="not a time split")
+    fails(lab07.check_channels, aws, match="not a time split")
     # leakage kept
     _upload(aws, train, validation)
-    _fails(lab07.check_channels, aws, match="dep_delay.*target leakage")
+    fails(lab07.check_channels, aws, match="dep_delay.*target leakage")
     # the label dropped (features only)
     _upload(aws, clean_train.drop(columns="delayed"), clean_validation.drop(columns="delayed"))
-    _fails(lab07.check_channels, aws, match="no 'delayed' column")
+    fails(lab07.check_channels, aws, match="no 'delayed' column")
     # validation from one month only
     _upload(aws, clean_train, clean_validation[clean_validation["month"] == 7])
-    _fails(lab07.check_channels, aws, match="validation covers only months")
+    fails(lab07.check_channels, aws, match="validation covers only months")
     _good_channels(aws, frames)
     lab07.check_channels(aws)
 
@@ -104,27 +97,27 @@ def test_check_training_job_evaluation_and_cleanup(aws, frames):
     _good_channels(aws, frames)
     sm = aws.client("sagemaker")
     _job(aws, source="missing.tar.gz")  # fails: no such source archive
-    _fails(lab07.check_training_job, aws, match="is Failed")
+    fails(lab07.check_training_job, aws, match="is Failed")
     _job(aws, source="fake.tar.gz", image=XGBOOST_IMAGE)
-    _fails(lab07.check_training_job, aws, match="scikit-learn framework image")
+    fails(lab07.check_training_job, aws, match="scikit-learn framework image")
     _job(aws, source="fake.tar.gz", metrics=[{"Name": "auc", "Regex": r"auc=([0-9.]+)"}])
-    _fails(lab07.check_training_job, aws, match="defines metrics auc")
+    fails(lab07.check_training_job, aws, match="defines metrics auc")
     _job(aws, source="fake.tar.gz", metrics=[{"Name": "validation:auc", "Regex": r"AUC: ([0-9.]+)"}])
-    _fails(lab07.check_training_job, aws, match="reported no validation:auc")
+    fails(lab07.check_training_job, aws, match="reported no validation:auc")
     train, validation = frames
     _upload(aws, train, validation, prefix="lab07-old")
     _job(aws, source="fake.tar.gz", channel_prefix="lab07-old")
-    _fails(lab07.check_training_job, aws, match="channel 'train' reads")
+    fails(lab07.check_training_job, aws, match="channel 'train' reads")
     _job(aws, hps={"max-iter": "1", "learning-rate": "0.01"})  # a real but hopeless model
-    _fails(lab07.check_training_job, aws, match=r"validation:auc is 0\.[0-6]")
+    fails(lab07.check_training_job, aws, match=r"validation:auc is 0\.[0-6]")
     name = _job(aws)
     lab07.check_training_job(aws)
     # the evaluation: the model's real AUC, not predictions or another number
     job = sm.describe_training_job(TrainingJobName=name)
     auc = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}["validation:auc"]
     lab07.check_evaluation(aws, auc)
-    _fails(lab07.check_evaluation, aws, 0.81, match="is not the model's AUC")
-    _fails(lab07.check_evaluation, aws, "high", match="not a number")
+    fails(lab07.check_evaluation, aws, 0.81, match="is not the model's AUC")
+    fails(lab07.check_evaluation, aws, "high", match="not a number")
 
 
 def test_check_builtin_xgboost(aws, frames):
@@ -148,11 +141,11 @@ def test_check_builtin_xgboost(aws, frames):
 
     base = {"objective": "binary:logistic", "eval_metric": "auc", "num_round": "30", "max_depth": "4"}
     xgb({**base, "objective": "reg:squarederror"})
-    _fails(lab07.check_builtin_xgboost, aws, match="objective is 'reg:squarederror'")
+    fails(lab07.check_builtin_xgboost, aws, match="objective is 'reg:squarederror'")
     xgb({k: v for k, v in base.items() if k != "eval_metric"})
-    _fails(lab07.check_builtin_xgboost, aws, match="eval_metric")
+    fails(lab07.check_builtin_xgboost, aws, match="eval_metric")
     xgb(base, channels=("train",))
-    _fails(lab07.check_builtin_xgboost, aws, match="no validation channel")
+    fails(lab07.check_builtin_xgboost, aws, match="no validation channel")
     xgb(base)
     lab07.check_builtin_xgboost(aws)
 
@@ -163,7 +156,7 @@ def test_check_cleanup(aws):
     aws.client("s3").put_object(Bucket=aws.bucket, Key="lab07-tests/sleep.tar.gz",
                                 Body=tar_gz({"train.py": "import time\ntime.sleep(60)\n"}))
     _job(aws, prefix="lab07-sleep", source="sleep.tar.gz", wait=False)
-    _fails(lab07.check_cleanup, aws, match="still InProgress")
+    fails(lab07.check_cleanup, aws, match="still InProgress")
     for s in sm.list_training_jobs(NameContains="lab07-sleep", StatusEquals="InProgress")["TrainingJobSummaries"]:
         sm.stop_training_job(TrainingJobName=s["TrainingJobName"])
         wait_training(sm, s["TrainingJobName"])
@@ -172,10 +165,5 @@ def test_check_cleanup(aws):
 
 @pytest.mark.slow
 def test_solution_runs_twice_and_blank_scores_zero(tmp_path):
-    nb = run_twice(NOTEBOOK, tmp_path / "twice")
-    assert not [c.id for c in nb.cells if has_error(c)]
-    blank = run_blank(NOTEBOOK, tmp_path / "blank")
-    graded = graded_cells(blank)
-    assert len(graded) == 5
-    assert all(has_error(c) for c in graded), [c.id for c in graded if not has_error(c)]
-    assert sum(c.metadata["nbgrader"]["points"] for c in graded) == 10
+    assert_runs_clean(run_twice(NOTEBOOK, tmp_path / "twice"))
+    assert_blank_fails_every_graded_cell(run_blank(NOTEBOOK, tmp_path / "blank"), cells=5, points=10)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from grader.checks import lab08
 from labkit import datasets
-from notebook_runs import graded_cells, has_error, run_blank, run_twice
+from conftest import REPO
+from notebook_runs import (assert_blank_fails_every_graded_cell, assert_runs_clean, ensure_bucket, fails,
+                           run_blank, run_twice)
 from sagemaker_helpers import ROLE, SKLEARN_IMAGE, tar_gz, wait_training
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "solutions/08-tuning/08-tuning.ipynb"
+NOTEBOOK = REPO / "solutions/08-tuning/08-tuning.ipynb"
 # A fast stand-in for train.py: the AUC is a smooth function of the hyper-parameters.
 FAKE_PY = '''
 import argparse, math
@@ -39,11 +40,8 @@ GOOD_RANGES = {
 
 @pytest.fixture(scope="module")
 def aws(local_aws):
+    ensure_bucket(local_aws)
     s3 = local_aws.client("s3")
-    try:
-        s3.head_bucket(Bucket=local_aws.bucket)
-    except Exception:
-        s3.create_bucket(Bucket=local_aws.bucket)
     train, validation = datasets.time_split(datasets.add_label(datasets.joined()))
     columns = ["delayed", "month", "day", "hour", "distance", "temp", "dewp"]
     for name, frame in (("train", train), ("validation", validation)):
@@ -88,11 +86,6 @@ def _tune(aws, wait=True, strategy="Bayesian", metric="validation:auc", kind="Ma
     return name
 
 
-def _fails(check, *args, match):
-    with pytest.raises(AssertionError, match=match):
-        check(*args)
-
-
 def _baseline(aws, auc):
     s3 = aws.client("s3")
     s3.put_object(Bucket=aws.bucket, Key="lab08-tests/baseline.tar.gz",
@@ -131,21 +124,22 @@ def test_checks_on_wrong_and_good_states(aws):
     ]
     for settings, message in wrong:
         _tune(aws, wait=False, **settings)
-        _fails(lab08.check_tuning_job, aws, match=message)
+        fails(lab08.check_tuning_job, aws, match=message)
     stopped = _tune(aws, wait=False)
-    _fails(lab08.check_tuning_job, aws, match=f"tuning job {stopped} is Stopped")
+    fails(lab08.check_tuning_job, aws, match=f"tuning job {stopped} is Stopped")
     name = _tune(aws)
     lab08.check_tuning_job(aws)
 
     table = _table(aws, name)
     best_name = table.loc[table["auc"].idxmax(), "name"]
     lab08.check_trials(aws, table, best_name)
-    _fails(lab08.check_trials, aws, table.head(3), best_name, match="your table has 3 rows")
-    _fails(lab08.check_trials, aws, table, table.loc[table["auc"].idxmin(), "name"], match="highest validation:auc")
-    _fails(lab08.check_trials, aws, None, best_name, match="your table has no rows")
+    fails(lab08.check_trials, aws, table.head(3), best_name, match="your table has 3 rows")
+    fails(lab08.check_trials, aws, table, table.loc[table["auc"].idxmin(), "name"],
+          match="highest validation:auc")
+    fails(lab08.check_trials, aws, None, best_name, match="your table has no rows")
 
     _baseline(aws, 0.99)
-    _fails(lab08.check_improvement, aws, match="the baseline 0.9900")
+    fails(lab08.check_improvement, aws, match="the baseline 0.9900")
     _baseline(aws, 0.6)
     lab08.check_improvement(aws)
 
@@ -163,7 +157,7 @@ def test_checks_on_wrong_and_good_states(aws):
             "Type": "Maximize", "MetricName": "validation:auc"},
             "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
             "ParameterRanges": GOOD_RANGES})
-    _fails(lab08.check_cleanup, aws, match=f"tuning job\\(s\\) {running} still running")
+    fails(lab08.check_cleanup, aws, match=f"tuning job\\(s\\) {running} still running")
     sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=running)
     deadline = time.monotonic() + 30
     while sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=running)[
@@ -175,10 +169,5 @@ def test_checks_on_wrong_and_good_states(aws):
 
 @pytest.mark.slow
 def test_solution_runs_twice_and_blank_scores_zero(tmp_path):
-    nb = run_twice(NOTEBOOK, tmp_path / "twice")
-    assert not [c.id for c in nb.cells if has_error(c)]
-    blank = run_blank(NOTEBOOK, tmp_path / "blank")
-    graded = graded_cells(blank)
-    assert len(graded) == 4
-    assert all(has_error(c) for c in graded), [c.id for c in graded if not has_error(c)]
-    assert sum(c.metadata["nbgrader"]["points"] for c in graded) == 10
+    assert_runs_clean(run_twice(NOTEBOOK, tmp_path / "twice"))
+    assert_blank_fails_every_graded_cell(run_blank(NOTEBOOK, tmp_path / "blank"), cells=4, points=10)

@@ -3,90 +3,42 @@ zero, and every hidden check passes on the solved state and names the mistake on
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from conftest import clean_env, execute_notebook
+from conftest import REPO
+from notebook_runs import (assert_blank_fails_every_graded_cell, assert_notebook_structure,
+                           assert_runs_clean, fails, lab_env, run_blank, run_in_fresh_kernels,
+                           solved_in_process)
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "solutions" / "09-endpoints" / "09-endpoints.ipynb"
-REPO = NOTEBOOK.parents[2]
-
-
-def _graded(nb):
-    return [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
-
-
-def _errors(cell):
-    return [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+NOTEBOOK = REPO / "solutions" / "09-endpoints" / "09-endpoints.ipynb"
 
 
 def test_notebook_structure():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert sum(c.metadata["nbgrader"]["points"] for c in _graded(nb)) == 10
-    ids = [c.id for c in nb.cells]
-    assert len(ids) == len(set(ids)) and "setup" in ids and "cleanup-check" in ids
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
-    for cell in _graded(nb):
-        hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1]
-        assert "lab09." in hidden and len(hidden.strip().splitlines()) <= 4
+    assert_notebook_structure(NOTEBOOK, "lab09")
 
 
 @pytest.mark.slow
-def test_solution_runs_twice_on_one_local_aws(local_aws):
+def test_solution_runs_twice_on_one_local_aws(local_aws, tmp_path):
     """Idempotent: a second run against the same (already used) local AWS also passes."""
-    env = clean_env(AWS_ENDPOINT_URL=local_aws.endpoint, PYTHONPATH=str(REPO), MPLBACKEND="Agg")
-    for _ in range(2):
-        nb = execute_notebook(NOTEBOOK, env=env, timeout=300)
-        assert not [c.id for c in nb.cells if _errors(c)]
+    for nb in run_in_fresh_kernels(NOTEBOOK, tmp_path, env=lab_env(local_aws), timeout=300):
+        assert_runs_clean(nb)
 
 
 @pytest.mark.slow
 def test_blank_notebook_scores_zero(tmp_path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "### BEGIN SOLUTION" in cell.source:
-            cell.source = re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "raise NotImplementedError()",
-                                 cell.source, flags=re.S)
-    blank = tmp_path / "09-endpoints.ipynb"
-    nbformat.write(nb, blank)
-    env = clean_env(PYTHONPATH=str(REPO), MPLBACKEND="Agg")
-    executed = execute_notebook(blank, env=env, timeout=300, allow_errors=True)
-    graded = _graded(executed)
-    assert graded and all(_errors(c) for c in graded), [c.id for c in graded if not _errors(c)]
+    assert_blank_fails_every_graded_cell(run_blank(NOTEBOOK, tmp_path, env=lab_env(), timeout=300))
 
 
 # --- the checks, directly against the local AWS ----------------------------------------------
 @pytest.fixture(scope="module")
 def solved(local_aws):
     """Run the solution's setup and task cells in this process (same local AWS as local_aws)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    namespace: dict = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code" or cell.id.startswith("cleanup"):
-            continue
-        source = cell.source.split("### BEGIN HIDDEN TESTS")[0]
-        exec(compile(source, cell.id, "exec"), namespace)
-    yield namespace
-    for cell in nb.cells:
-        if cell.id == "cleanup-solution":
-            try:
-                exec(compile(cell.source, cell.id, "exec"), namespace)
-            except ClientError:
-                pass
-
-
-def _fails(fn, *args, match: str):
-    with pytest.raises(AssertionError, match=match):
-        fn(*args)
+    with solved_in_process(NOTEBOOK) as namespace:
+        yield namespace
 
 
 def test_checks_pass_on_solved_state(local_aws, solved):
@@ -117,13 +69,13 @@ def test_check_models_wrong_states(local_aws, solved):
             "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}
     try:
         _recreate_model(sm, ns["MODEL"], {**good, "ModelDataUrl": ns["CHALLENGER_DATA"]})
-        _fails(lab09.check_models, local_aws, match="points at .*xgb.*ModelDataUrl=MODEL_DATA")
+        fails(lab09.check_models, local_aws, match="points at .*xgb.*ModelDataUrl=MODEL_DATA")
         _recreate_model(sm, ns["MODEL"], {k: v for k, v in good.items() if k != "Environment"})
-        _fails(lab09.check_models, local_aws, match="does not name its inference script")
+        fails(lab09.check_models, local_aws, match="does not name its inference script")
         _recreate_model(sm, ns["MODEL"], {**good, "Image": ns["XGBOOST_IMAGE"]})
-        _fails(lab09.check_models, local_aws, match="runs image .*use SKLEARN_IMAGE")
+        fails(lab09.check_models, local_aws, match="runs image .*use SKLEARN_IMAGE")
         sm.delete_model(ModelName=ns["MODEL"])
-        _fails(lab09.check_models, local_aws, match="model 'flights-delay-hgb' does not exist")
+        fails(lab09.check_models, local_aws, match="model 'flights-delay-hgb' does not exist")
     finally:
         try:
             sm.delete_model(ModelName=ns["MODEL"])
@@ -161,33 +113,33 @@ def test_check_endpoint_and_split_wrong_states(local_aws, solved):
     try:
         _config(sm, "lab09-wrong", both, {**capture, "InitialSamplingPercentage": 20})
         _switch(sm, ns["ENDPOINT"], "lab09-wrong")
-        _fails(lab09.check_endpoint, local_aws, match="samples 20% of requests")
+        fails(lab09.check_endpoint, local_aws, match="samples 20% of requests")
         _config(sm, "lab09-wrong", both, None)
         _switch(sm, ns["ENDPOINT"], "lab09-wrong")
-        _fails(lab09.check_endpoint, local_aws, match="has no data capture")
+        fails(lab09.check_endpoint, local_aws, match="has no data capture")
         _config(sm, "lab09-wrong", both, {**capture, "CaptureOptions": [{"CaptureMode": "Input"}]})
         _switch(sm, ns["ENDPOINT"], "lab09-wrong")
-        _fails(lab09.check_endpoint, local_aws, match="captures only \\['Input'\\]")
+        fails(lab09.check_endpoint, local_aws, match="captures only \\['Input'\\]")
         # the A/B step: a 50/50 split, the same model twice, the endpoint not updated
         _config(sm, "lab09-wrong", [("champion", ns["MODEL"], 0.5), ("challenger", ns["CHALLENGER_MODEL"],
                                                                      0.5)],
                 capture)
         _switch(sm, ns["ENDPOINT"], "lab09-wrong")
-        _fails(lab09.check_traffic_split, local_aws, counts, match="weight share is 50%")
+        fails(lab09.check_traffic_split, local_aws, counts, match="weight share is 50%")
         _config(sm, "lab09-wrong", [("champion", ns["MODEL"], 0.8), ("challenger", ns["MODEL"], 0.2)],
                 capture)
         _switch(sm, ns["ENDPOINT"], "lab09-wrong")
-        _fails(lab09.check_traffic_split, local_aws, counts, match="challenger=flights-delay-hgb")
+        fails(lab09.check_traffic_split, local_aws, counts, match="challenger=flights-delay-hgb")
         _switch(sm, ns["ENDPOINT"], ns["CONFIG"])
-        _fails(lab09.check_traffic_split, local_aws, counts, match="with variants \\['champion'\\]")
+        fails(lab09.check_traffic_split, local_aws, counts, match="with variants \\['champion'\\]")
     finally:
         _switch(sm, ns["ENDPOINT"], ns["AB_CONFIG"])
         sm.delete_endpoint_config(EndpointConfigName="lab09-wrong")
     lab09.check_endpoint(local_aws)
-    _fails(lab09.check_traffic_split, local_aws, Counter(champion=250, challenger=250),
-           match="champion answered 50%")
-    _fails(lab09.check_traffic_split, local_aws, Counter(champion=80, challenger=20),
-           match="counts 100 requests")
+    fails(lab09.check_traffic_split, local_aws, Counter(champion=250, challenger=250),
+          match="champion answered 50%")
+    fails(lab09.check_traffic_split, local_aws, Counter(champion=80, challenger=20),
+          match="counts 100 requests")
     lab09.check_traffic_split(local_aws, counts)
 
 
@@ -196,17 +148,17 @@ def test_check_invocations_and_latency_wrong_states(local_aws, solved):
 
     ns = solved
     good_csv, good_json = ns["csv_predictions"], ns["json_predictions"]
-    _fails(lab09.check_invocations, local_aws, good_csv[:49], good_json, match="has 49 values, not 50")
-    _fails(lab09.check_invocations, local_aws, good_csv[::-1], good_json, match="csv_predictions differ")
+    fails(lab09.check_invocations, local_aws, good_csv[:49], good_json, match="has 49 values, not 50")
+    fails(lab09.check_invocations, local_aws, good_csv[::-1], good_json, match="csv_predictions differ")
     shifted = ns["champion"].predict_proba(ns["july"][ns["FEATURES"]].to_numpy()[50:100])[:, 1]
-    _fails(lab09.check_invocations, local_aws, good_csv, shifted, match="json_predictions differ")
-    _fails(lab09.check_invocations, local_aws, good_csv, ["x"] * 50, match="not a list of numbers")
+    fails(lab09.check_invocations, local_aws, good_csv, shifted, match="json_predictions differ")
+    fails(lab09.check_invocations, local_aws, good_csv, ["x"] * 50, match="not a list of numbers")
     lat = list(ns["latencies_ms"])
-    _fails(lab09.check_latency, local_aws, lat[:100], ns["p50"], ns["p95"], match="holds 100 timings")
-    _fails(lab09.check_latency, local_aws, lat, float(np.mean(lat)) + 1.0, ns["p95"],
-           match="p50 is not the median")
-    _fails(lab09.check_latency, local_aws, lat, ns["p50"], float(np.max(lat)) + 1.0, match="p95 is not")
-    _fails(lab09.check_latency, local_aws, [0.0] * 200, 0.0, 0.0, match="zero or negative")
+    fails(lab09.check_latency, local_aws, lat[:100], ns["p50"], ns["p95"], match="holds 100 timings")
+    fails(lab09.check_latency, local_aws, lat, float(np.mean(lat)) + 1.0, ns["p95"],
+          match="p50 is not the median")
+    fails(lab09.check_latency, local_aws, lat, ns["p50"], float(np.max(lat)) + 1.0, match="p95 is not")
+    fails(lab09.check_latency, local_aws, [0.0] * 200, 0.0, 0.0, match="zero or negative")
     lab09.check_invocations(local_aws, good_csv, good_json)
     lab09.check_latency(local_aws, lat, ns["p50"], ns["p95"])
 
@@ -233,17 +185,17 @@ def test_check_autoscaling_wrong_states(local_aws, solved):
     try:
         aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
                                        ScalableDimension=dim)
-        _fails(lab09.check_autoscaling, local_aws, match="is not registered as a scalable target")
+        fails(lab09.check_autoscaling, local_aws, match="is not registered as a scalable target")
         register(1, 1)
-        _fails(lab09.check_autoscaling, local_aws, match="ranges 1–1 instances")
+        fails(lab09.check_autoscaling, local_aws, match="ranges 1–1 instances")
         register(1, 4)
-        _fails(lab09.check_autoscaling, local_aws, match="no scaling policy")
+        fails(lab09.check_autoscaling, local_aws, match="no scaling policy")
         policy(kind="StepScaling")
-        _fails(lab09.check_autoscaling, local_aws, match="is StepScaling")
+        fails(lab09.check_autoscaling, local_aws, match="is StepScaling")
         aas.delete_scaling_policy(PolicyName="champion-invocations", ServiceNamespace="sagemaker",
                                   ResourceId=resource, ScalableDimension=dim)
         policy(metric="SageMakerVariantCPUUtilization")
-        _fails(lab09.check_autoscaling, local_aws, match="tracks 'SageMakerVariantCPUUtilization'")
+        fails(lab09.check_autoscaling, local_aws, match="tracks 'SageMakerVariantCPUUtilization'")
     finally:
         register(1, 4)
         policy()
@@ -277,17 +229,17 @@ def test_check_batch_transform_wrong_states(local_aws, solved):
             pass
         return name
 
-    _fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-hdr", header=True),
-           match="is Failed: .*could not convert")
-    _fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-aug", month=8),
-           match="July has 28,406 flights")
-    _fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-none", split="None"),
-           match="does not split the input by line")
-    _fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-xgb",
-                                                       model=ns["CHALLENGER_MODEL"]),
-           match="ran model 'flights-delay-xgb'")
-    _fails(lab09.check_batch_transform, local_aws, "my-batch-job", match="does not start with")
-    _fails(lab09.check_batch_transform, local_aws, "flights-delay-batch-nope", match="does not exist")
+    fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-hdr", header=True),
+          match="is Failed: .*could not convert")
+    fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-aug", month=8),
+          match="July has 28,406 flights")
+    fails(lab09.check_batch_transform, local_aws, job("flights-delay-batch-none", split="None"),
+          match="does not split the input by line")
+    fails(lab09.check_batch_transform, local_aws,
+          job("flights-delay-batch-xgb", model=ns["CHALLENGER_MODEL"]),
+          match="ran model 'flights-delay-xgb'")
+    fails(lab09.check_batch_transform, local_aws, "my-batch-job", match="does not start with")
+    fails(lab09.check_batch_transform, local_aws, "flights-delay-batch-nope", match="does not exist")
     lab09.check_batch_transform(local_aws, ns["transform_job_name"])
 
 
@@ -295,13 +247,13 @@ def test_check_cleanup(local_aws, solved):
     from grader.checks import lab09
 
     ns = solved
-    _fails(lab09.check_cleanup, local_aws, match="endpoint\\(s\\) \\['flights-delay'\\] still exist")
+    fails(lab09.check_cleanup, local_aws, match="endpoint\\(s\\) \\['flights-delay'\\] still exist")
     sm = local_aws.client("sagemaker")
     sm.delete_endpoint(EndpointName=ns["ENDPOINT"])
-    _fails(lab09.check_cleanup, local_aws, match="still a registered scalable target")
+    fails(lab09.check_cleanup, local_aws, match="still a registered scalable target")
     local_aws.client("application-autoscaling").deregister_scalable_target(
         ServiceNamespace="sagemaker", ResourceId=lab09.RESOURCE, ScalableDimension=lab09.DIMENSION)
-    _fails(lab09.check_cleanup, local_aws, match="model 'flights-delay-hgb' still exists")
+    fails(lab09.check_cleanup, local_aws, match="model 'flights-delay-hgb' still exists")
     for name in (ns["MODEL"], ns["CHALLENGER_MODEL"]):
         sm.delete_model(ModelName=name)
     lab09.check_cleanup(local_aws)
