@@ -116,7 +116,7 @@ def main() -> None:
         nbgrader = [str(Path(sys.executable).parent / "nbgrader")]
         timed(nbgrader + ["generate_assignment", gs.LAB, "--force"], stock, "stock-generate")
         t_stock = timed(nbgrader + ["autograde", gs.LAB, "--force"], stock, "stock")
-        timed(nbgrader + ["export"], stock)
+        timed(nbgrader + ["export"], stock, "stock-export")
         stock_scores = scores(stock / "grades.csv")
 
         ours = make_course(tmp / "grader", n)
