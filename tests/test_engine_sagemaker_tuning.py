@@ -371,3 +371,130 @@ def test_early_stopping_auto_stops_trials_below_the_median(bucket):
     assert job["TrainingJobStatusCounters"]["Stopped"] == 1
     assert job["HyperParameterTuningJobStatus"] == "Completed"
     assert job["BestTrainingJob"]["TunedHyperParameters"] == {"quality": "1.0"}
+
+
+# Reports `epoch=N objective=quality*N/9` every epoch for longer than MaxResource (9) allows.
+HYPERBAND_PY = '''
+import argparse, time
+parser = argparse.ArgumentParser()
+parser.add_argument("--quality", type=float)
+args, _ = parser.parse_known_args()
+for epoch in range(1, 13):
+    print(f"epoch={epoch} objective={args.quality * epoch / 9!r}", flush=True)
+    time.sleep(0.12)
+'''
+HYPERBAND_METRICS = OBJECTIVE + [{"Name": "epoch", "Regex": r"epoch=([0-9]+)"}]
+QUALITY = {"ContinuousParameterRanges": [{"Name": "quality", "MinValue": "0.1", "MaxValue": "1.0",
+                                          "ScalingType": "Linear"}]}
+
+
+def _hyperband(bucket, name, seed, **hyperband):
+    sm = boto3.client("sagemaker")
+    config = _config("Hyperband", jobs=9, parallel=2, ranges=QUALITY, RandomSeed=seed,
+                     StrategyConfig={"HyperbandStrategyConfig": hyperband})
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name, HyperParameterTuningJobConfig=config,
+        TrainingJobDefinition=_definition(bucket, "src/hyperband.tar.gz", metrics=HYPERBAND_METRICS))
+    job = _wait(sm, name)
+    trials = sorted(_trials(sm, name), key=lambda t: t["TrainingJobName"])
+    epochs = {}
+    for trial in trials:
+        final = sm.describe_training_job(TrainingJobName=trial["TrainingJobName"])["FinalMetricDataList"]
+        epochs[trial["TrainingJobName"]] = int({m["MetricName"]: m["Value"] for m in final}["epoch"])
+    return job, trials, epochs
+
+
+def test_hyperband_stops_poor_trials_at_a_rung_and_every_trial_at_max_resource(bucket):
+    """Rungs at 1 and 3 reports (MinResource 1, η = 3), MaxResource 9: the script would report 12."""
+    boto3.client("s3").put_object(Bucket=bucket, Key="src/hyperband.tar.gz",
+                                  Body=tar_gz({"train.py": HYPERBAND_PY}))
+    job, trials, epochs = _hyperband(bucket, _name("hyperband"), 11, MinResource=1, MaxResource=9)
+    assert job["HyperParameterTuningJobStatus"] == "Completed"
+    assert len(trials) == 9
+    assert max(epochs.values()) == 9  # nobody trains past MaxResource
+    assert all(t["TrainingJobStatus"] == "Stopped" and t["ObjectiveStatus"] == "Succeeded" for t in trials)
+    cut = [t for t in trials if epochs[t["TrainingJobName"]] < 9]
+    assert cut and all(epochs[t["TrainingJobName"]] in (1, 3) for t in cut)  # stopped at a rung
+    full = [t for t in trials if epochs[t["TrainingJobName"]] == 9]
+    quality = {t["TrainingJobName"]: float(t["TunedHyperParameters"]["quality"]) for t in trials}
+    assert max(quality[t["TrainingJobName"]] for t in cut) < max(quality.values())
+    best = job["BestTrainingJob"]
+    assert epochs[best["TrainingJobName"]] == 9
+    assert best["TrainingJobName"] == max(quality, key=quality.get)  # the best never falls below a rung
+    assert math.isclose(best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+                        quality[best["TrainingJobName"]])
+    assert job["TrainingJobStatusCounters"]["Stopped"] == 9 and len(full) >= 2
+    # the same RandomSeed draws the same configurations, and the same best one
+    again, trials_again, _ = _hyperband(bucket, _name("hyperband"), 11, MinResource=1, MaxResource=9)
+    assert [t["TunedHyperParameters"] for t in trials_again] == [t["TunedHyperParameters"] for t in trials]
+    assert again["BestTrainingJob"]["TunedHyperParameters"] == best["TunedHyperParameters"]
+
+
+def test_hyperband_infers_max_resource_from_the_epochs_hyperparameter(bucket):
+    sm = boto3.client("sagemaker")
+    boto3.client("s3").put_object(Bucket=bucket, Key="src/hyperband.tar.gz",
+                                  Body=tar_gz({"train.py": HYPERBAND_PY}))
+    name = _name("hb-epochs")
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name,
+        HyperParameterTuningJobConfig=_config("Hyperband", jobs=2, ranges=QUALITY, RandomSeed=2),
+        TrainingJobDefinition=_definition(bucket, "src/hyperband.tar.gz", metrics=HYPERBAND_METRICS,
+                                          static={"epochs": "4"}))
+    job = _wait(sm, name)
+    assert job["HyperParameterTuningJobStatus"] == "Completed"
+    for trial in _trials(sm, name):
+        final = sm.describe_training_job(TrainingJobName=trial["TrainingJobName"])["FinalMetricDataList"]
+        assert {m["MetricName"]: m["Value"] for m in final}["epoch"] == 4
+        assert trial["TrainingJobStatus"] == "Stopped"
+
+
+def _hyperband_request(change):
+    config = _config("Hyperband", StrategyConfig={"HyperbandStrategyConfig": {"MinResource": 1,
+                                                                             "MaxResource": 9}})
+    static = {}
+    change(config, static)
+    return config, static
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c, s: c.pop("StrategyConfig"), "MaxResource is not set and cannot be inferred"),
+    (lambda c, s: c["StrategyConfig"]["HyperbandStrategyConfig"].pop("MaxResource"),
+     "MaxResource is not set and cannot be inferred"),
+    (lambda c, s: (c.pop("StrategyConfig"), s.update(num_epochs="many")), "cannot be inferred"),
+    (lambda c, s: c["StrategyConfig"]["HyperbandStrategyConfig"].update(MaxResource=20001),
+     "the maximum is 20000"),
+    (lambda c, s: (c.pop("StrategyConfig"), s.update(epochs="30000")), "the maximum is 20000"),
+    (lambda c, s: c.update(TrainingJobEarlyStoppingType="Auto"), "must be Off with the Hyperband"),
+    (lambda c, s: c.update(Strategy="Random"), "StrategyConfig is only supported with the Hyperband"),
+    (lambda c, s: c["StrategyConfig"]["HyperbandStrategyConfig"].update(MinResource=0),
+     "MinResource is 0; it must be at least 1"),
+])
+def test_invalid_hyperband_requests_are_rejected(bucket, change, message):
+    from botocore.config import Config
+
+    # parameter_validation off: the server's own check of MinResource >= 1 is what is tested
+    sm = boto3.client("sagemaker", config=Config(parameter_validation=False))
+    config, static = _hyperband_request(change)
+    with pytest.raises(ClientError) as err:
+        sm.create_hyper_parameter_tuning_job(HyperParameterTuningJobName=_name("hb-invalid"),
+                                             HyperParameterTuningJobConfig=config,
+                                             TrainingJobDefinition=_definition(bucket, static=static))
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert message in err.value.response["Error"]["Message"]
+
+
+@pytest.mark.parametrize("change", [
+    lambda c, s: None,  # MaxResource given
+    lambda c, s: (c.pop("StrategyConfig"), s.update({"n-epochs": "20000"})),  # inferred, at the limit
+    lambda c, s: c.update(TrainingJobEarlyStoppingType="Off"),
+    lambda c, s: c["StrategyConfig"]["HyperbandStrategyConfig"].pop("MinResource"),
+    lambda c, s: (c.update(Strategy="Random"), c.pop("StrategyConfig")),  # Random without StrategyConfig
+])
+def test_valid_hyperband_requests_are_accepted(bucket, change):
+    sm = boto3.client("sagemaker")
+    config, static = _hyperband_request(change)
+    name = _name("hb-valid")
+    sm.create_hyper_parameter_tuning_job(HyperParameterTuningJobName=name, HyperParameterTuningJobConfig=config,
+                                         TrainingJobDefinition=_definition(bucket, static=static))
+    sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    assert _wait(sm, name, timeout=30)["HyperParameterTuningJobStatus"] == "Stopped"

@@ -11,9 +11,18 @@ MaxNumberOfTrainingJobs, the grid, the completion target or a stop. Strategies:
   point maximises expected improvement over random candidates; running trials are imputed with the
   current best ("constant liar") so parallel trials do not collide; the first few trials are random;
 * Grid: every combination of the categorical values, in order;
-* Hyperband: accepted and sampled like Random (no resource-based early stopping locally).
+* Hyperband: points sampled like Random; a trial's resource is the number of objective-metric
+  reports it has made (one per epoch for a script that reports every epoch). Asynchronous successive
+  halving (η = 3) with rungs at MinResource·3^k below MaxResource: a trial reaching a rung is
+  stopped unless its objective there is in the top third of the values recorded at that rung so far
+  (at least 3 recorded); a trial reaching MaxResource reports is stopped, and reports past it are
+  ignored. Decisions are taken as each report is parsed. MaxResource comes from
+  ``StrategyConfig.HyperbandStrategyConfig`` or is inferred from the static hyper-parameters
+  ``epochs``, ``numepochs``, ``n-epochs``, ``n_epochs``, ``num_epochs`` (else ValidationException);
+  MinResource defaults to 1 (a local choice: AWS documents no default).
 
-``TrainingJobEarlyStoppingType='Auto'`` stops running trials by the median stopping rule.
+``TrainingJobEarlyStoppingType='Auto'`` stops running trials by the median stopping rule (not with
+Hyperband, which AWS requires to run with 'Off').
 
 Scaling: Linear, Logarithmic, ReverseLogarithmic, Auto (logarithmic when the range spans two or more
 orders of magnitude and is positive, else linear). The objective is read from each trial's
@@ -39,6 +48,9 @@ log = logging.getLogger("labkit.sagemaker_tuning")
 STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 SCALINGS = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 SORT_KEYS = ("Name", "CreationTime", "Status", "FinalObjectiveMetricValue")
+EPOCH_KEYS = ("epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs")  # MaxResource fallback
+MAX_RESOURCE_LIMIT = 20000
+ETA = 3  # Hyperband's reduction factor: the top 1/ETA of a rung goes on
 
 _state: dict[tuple[str, str, str], "_Tuning"] = {}
 _tls = threading.local()  # the endpoint the request came in on
@@ -352,6 +364,14 @@ def _validate(config: dict, definition: dict | None) -> None:
     _validate_enum(strategy, "hyperParameterTuningJobConfig.strategy", STRATEGIES)
     if not definition:
         raise ValidationError(message="TrainingJobDefinition is required")
+    if config.get("StrategyConfig") and strategy != "Hyperband":
+        raise ValidationError(message="StrategyConfig is only supported with the Hyperband strategy; "
+                                      f"remove it or set Strategy to Hyperband (Strategy is {strategy})")
+    if strategy == "Hyperband":
+        if (config.get("TrainingJobEarlyStoppingType") or "Off") != "Off":
+            raise ValidationError(message="TrainingJobEarlyStoppingType must be Off with the Hyperband "
+                                          "strategy: Hyperband stops training jobs early by itself")
+        hyperband_resources(config, definition)
     space = parse_space(config.get("ParameterRanges") or {})
     limits = config.get("ResourceLimits") or {}
     if strategy != "Grid" and not limits.get("MaxNumberOfTrainingJobs"):
@@ -387,6 +407,32 @@ def _validate(config: dict, definition: dict | None) -> None:
                     f"[{objective.get('MetricName')}], isn't valid for the "
                     f"[{spec.get('TrainingImage')}] algorithm. Choose a valid objective metric "
                     f"(defined: {', '.join(sorted(available)) or 'none: add MetricDefinitions'}).")
+
+
+def hyperband_resources(config: dict, definition: dict) -> tuple[int, int]:
+    """(MinResource, MaxResource) of a Hyperband tuning job, or AWS's ValidationException."""
+    from moto.sagemaker.exceptions import ValidationError
+
+    hyperband = (config.get("StrategyConfig") or {}).get("HyperbandStrategyConfig") or {}
+    max_resource, source = hyperband.get("MaxResource"), "HyperbandStrategyConfig.MaxResource"
+    static = definition.get("StaticHyperParameters") or {}
+    if max_resource is None:
+        key = next((k for k in EPOCH_KEYS if k in static), None)
+        try:
+            max_resource, source = int(str(static[key]).strip('"')), f"static hyperparameter '{key}'"
+        except (KeyError, ValueError):
+            raise ValidationError(
+                message="HyperbandStrategyConfig.MaxResource is not set and cannot be inferred: set "
+                        "StrategyConfig.HyperbandStrategyConfig.MaxResource, or one of the static "
+                        f"hyperparameters {', '.join(EPOCH_KEYS)} to an integer") from None
+    min_resource = hyperband.get("MinResource", 1)
+    for name, value in (("MinResource", min_resource), (source, max_resource)):
+        if int(value) < 1:
+            raise ValidationError(message=f"Hyperband {name} is {value}; it must be at least 1")
+    if int(max_resource) > MAX_RESOURCE_LIMIT:
+        raise ValidationError(message=f"Hyperband MaxResource ({source}) is {max_resource}; the maximum "
+                                      f"is {MAX_RESOURCE_LIMIT}")
+    return int(min_resource), int(max_resource)
 
 
 def _prepare(job) -> None:
@@ -478,6 +524,9 @@ def _orchestrate(tuning: _Tuning) -> None:
     tuning.parallel = parallel
     seed = int(config.get("RandomSeed") or uuid.uuid4().int % (1 << 31))
     sampler = Sampler(strategy, space, seed, n_initial=max(3, parallel))
+    hyperband = None
+    if strategy == "Hyperband":
+        hyperband = Hyperband(tuning, objective["MetricName"], sign, *hyperband_resources(config, definition))
     max_jobs = int(limits.get("MaxNumberOfTrainingJobs") or (sampler.grid_size() if strategy == "Grid" else 1))
     if strategy == "Grid":
         max_jobs = min(max_jobs, sampler.grid_size())
@@ -499,6 +548,8 @@ def _orchestrate(tuning: _Tuning) -> None:
                 if point is None:
                     break
                 trial = _launch(tuning, definition, space, point)
+                if hyperband:
+                    hyperband.watch(trial)
                 running[pool.submit(training.execute, trial["run"])] = trial
                 _refresh(tuning)
             if not running:
@@ -570,6 +621,57 @@ def _early_stop(tuning: _Tuning, metric: str, sign: int) -> None:
                 trial["early_stopped"] = True
             except Exception:
                 pass
+
+
+class Hyperband:
+    """Asynchronous successive halving (Hyperband's rungs): each objective report of a trial is one
+    unit of resource; at a rung (MinResource·ETA^k reports, below MaxResource) a trial goes on only if
+    its objective is in the top 1/ETA of the values recorded at that rung so far (once ETA values are
+    there); at MaxResource reports it is stopped. Decided as each report is parsed, so a trial never
+    uses more than MaxResource reports."""
+
+    def __init__(self, tuning: _Tuning, metric: str, sign: int, min_resource: int, max_resource: int):
+        self.tuning, self.metric, self.sign, self.max_resource = tuning, metric, sign, max_resource
+        self.rungs: dict[int, list[float]] = {}  # rung -> sign * objective of the trials that got there
+        rung = min_resource
+        while rung < max_resource:
+            self.rungs[rung] = []
+            rung *= ETA
+        self.lock = threading.Lock()
+
+    def watch(self, trial: dict) -> None:
+        # the training engine appends each parsed value to run.metric_series[metric]
+        trial["run"].metric_series[self.metric] = _Reports(self, trial)
+
+    def report(self, trial: dict, count: int, value: float) -> None:
+        with self.lock:
+            stop = count >= self.max_resource
+            recorded = self.rungs.get(count)
+            if recorded is not None:
+                recorded.append(self.sign * value)
+                cutoff = sorted(recorded, reverse=True)[max(1, len(recorded) // ETA) - 1]
+                stop = stop or (len(recorded) >= ETA and self.sign * value < cutoff)
+        if stop and trial["run"].job.training_job_status == "InProgress":
+            try:
+                training.stop(self.tuning.backend, trial["name"])
+                trial["early_stopped"] = True
+            except Exception:
+                pass
+
+
+class _Reports(list):
+    """A trial's objective series that tells Hyperband of each report and ignores those past
+    MaxResource."""
+
+    def __init__(self, hyperband: Hyperband, trial: dict):
+        super().__init__()
+        self.hyperband, self.trial = hyperband, trial
+
+    def append(self, item) -> None:
+        if len(self) >= self.hyperband.max_resource:
+            return
+        super().append(item)
+        self.hyperband.report(self.trial, len(self), item[1])
 
 
 def _not_improving(tuning: _Tuning, objective: dict) -> int:
