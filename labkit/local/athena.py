@@ -540,33 +540,29 @@ _CLAUSE_END = re.compile(r"\b(GROUP\s+BY|ORDER\s+BY|LIMIT|HAVING|UNION|INTERSECT
                          re.I)
 
 
+def _first_top_level(pattern: str, masked: str):
+    """The first match of ``pattern`` outside any parentheses of ``masked`` SQL, or None."""
+    depth = 0
+    for m in re.finditer(r"[()]|" + pattern, masked, flags=re.I):
+        if m.group(0) == "(":
+            depth += 1
+        elif m.group(0) == ")":
+            depth -= 1
+        elif depth == 0:
+            return m
+    return None
+
+
 def _partition_predicates(sql: str, table_ref: str, alias: str | None, pcols: set[str]) -> list[str]:
     """Top-level WHERE conjuncts that only mention this table's partition columns."""
     masked = _mask_strings(sql)
-    depth, where_at = 0, None
-    for m in re.finditer(r"[()]|\bWHERE\b", masked, flags=re.I):
-        tok = m.group(0)
-        if tok == "(":
-            depth += 1
-        elif tok == ")":
-            depth -= 1
-        elif depth == 0:
-            where_at = m.end()
-            break
-    if where_at is None:
+    where = _first_top_level(r"\bWHERE\b", masked)
+    if where is None:
         return []
+    where_at = where.end()
     rest_masked = masked[where_at:]
-    end = len(rest_masked)
-    depth = 0
-    for m in re.finditer(r"[()]|" + _CLAUSE_END.pattern, rest_masked, flags=re.I):
-        tok = m.group(0)
-        if tok == "(":
-            depth += 1
-        elif tok == ")":
-            depth -= 1
-        elif depth == 0:
-            end = m.start()
-            break
+    clause_end = _first_top_level(_CLAUSE_END.pattern, rest_masked)
+    end = clause_end.start() if clause_end else len(rest_masked)
     clause = sql[where_at:where_at + end]
     clause_masked = rest_masked[:end]
     # split on AND at depth 0, keeping BETWEEN x AND y together
