@@ -82,14 +82,27 @@ def api(root: Path, **overrides):
     return nb_api
 
 
+# Where graded processes' web traffic is sent: the discard port on loopback, which refuses it.
+# Tools outside Python that honour the proxy variables (curl, wget, pip, git over https) fail at
+# once instead of reaching the network; loopback (the local AWS) is exempt.
+DEAD_PROXY = "http://127.0.0.1:9"
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy")
+NO_PROXY = "127.0.0.1,localhost,::1"
+
+
 def grading_env(token: str = "", base: dict | None = None) -> dict[str, str]:
     """Environment for graded code: local AWS forced, every AWS credential removed, the network
-    guard (grader/sandbox/sitecustomize.py) on, and a token that marks every process started."""
+    guard (grader/sandbox/sitecustomize.py) on, web proxies pointed at a refusing loopback port
+    (a second line for shell escapes such as ``!curl``, which the Python guard does not see), and a
+    token that marks every process started."""
     from labkit.backend import scrub_credentials
 
     env = {k: v for k, v in (base if base is not None else os.environ).items()
            if not k.startswith(("AWS_", "LABKIT_"))}
     scrub_credentials(env)
+    for name in PROXY_VARIABLES:
+        env[name] = env[name.upper()] = DEAD_PROXY
+    env["no_proxy"] = env["NO_PROXY"] = NO_PROXY
     path = [str(SANDBOX), str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env.update({
         "LABKIT_GRADING": "1",

@@ -204,6 +204,28 @@ def test_network_guard_blocks_remote_hosts_and_allows_loopback(tmp_path):
     assert not (tmp_path / "none.log").exists()
 
 
+def test_processes_the_guard_does_not_cover_meet_a_refusing_proxy(tmp_path):
+    """``python -I`` skips sitecustomize, like a shell tool (``!curl``) it is outside the Python
+    guard: its web request goes to the dead loopback proxy and is refused, with no DNS look-up;
+    requests to loopback (the local AWS) still go direct."""
+    code = ("import sys, urllib.request\n"
+            "for url in sys.argv[1:]:\n"
+            "    try:\n"
+            "        urllib.request.urlopen(url, timeout=10)\n"
+            "    except Exception as exc:\n"
+            "        print(url, type(exc).__name__, getattr(exc, 'reason', exc))\n")
+    urls = ["http://example.invalid/", "https://s3.amazonaws.com/", "http://127.0.0.1:9/direct"]
+    graded = subprocess.run([sys.executable, "-I", "-c", code, *urls], env=grading_env("proxy-test"),
+                            capture_output=True, text=True, timeout=60)
+    lines = graded.stdout.splitlines()
+    assert len(lines) == 3 and all("Connection refused" in line for line in lines), graded.stdout + graded.stderr
+    # the same request outside the grading environment looks the name up (and fails to resolve)
+    plain = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    direct = subprocess.run([sys.executable, "-I", "-c", code, urls[0]], env=plain,
+                            capture_output=True, text=True, timeout=60)
+    assert "Connection refused" not in direct.stdout and "example.invalid" in direct.stdout
+
+
 def test_cli_autograde_with_nothing_submitted(tmp_path):
     gs.course(tmp_path)
     done = subprocess.run([sys.executable, "-m", "grader", "--root", str(tmp_path), "autograde"],

@@ -58,6 +58,12 @@ def _install():
                               "(graded code may only use the local AWS)")
 
     sys.addaudithook(hook)
+    # The grading environment points the proxy variables at a refusing loopback port for programs
+    # this hook cannot see (``!curl``). Python code ignores them and connects directly, so that the
+    # hook names the real host in the refusal and in the grader's report.
+    import urllib.request
+
+    urllib.request.getproxies = lambda: {}
 
 
 if os.environ.get("LABKIT_NET_GUARD") == "1":
