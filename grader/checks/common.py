@@ -31,3 +31,22 @@ def s3_body(aws, key: str, bucket: str | None = None, *, todo: str = "") -> byte
             fail(f"s3://{bucket}/{key} does not exist", todo or "upload it with s3.put_object")
         fail(f"reading s3://{bucket}/{key} failed with {code}", todo or "check the bucket and key names")
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def old_versions(aws, prefix: str) -> int:
+    """Noncurrent versions and delete markers under ``prefix`` (a versioned bucket keeps them)."""
+    count = 0
+    for page in aws.client("s3").get_paginator("list_object_versions").paginate(Bucket=aws.bucket, Prefix=prefix):
+        count += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+    return count
+
+
+def require_prefix_gone(aws, prefix: str, todo: str, what: str = "object(s)") -> None:
+    """Nothing is left under ``prefix`` of the course bucket: no object (else "N ``what`` remain"
+    and ``todo``) and, the bucket being versioned since lab 02, no old version or delete marker."""
+    left = aws.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix=prefix).get("KeyCount", 0)
+    require(left == 0, f"{left} {what} remain under s3://{aws.bucket}/{prefix}", todo)
+    old = old_versions(aws, prefix)
+    require(old == 0, f"{old} old version(s) / delete marker(s) remain under s3://{aws.bucket}/{prefix} "
+            "(the course bucket is versioned: a plain delete keeps the data, billed)",
+            "delete every version: list_object_versions, then delete_objects with each VersionId")

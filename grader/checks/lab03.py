@@ -8,7 +8,7 @@ import time
 
 from botocore.exceptions import ClientError
 
-from grader.checks.common import fail, require
+from grader.checks.common import fail, require, require_prefix_gone
 
 WORKGROUP = "mlaws-lab03"
 DATABASE = "flights_db"
@@ -240,14 +240,6 @@ def check_scan_comparison(aws, csv_qid, parquet_qid, scanned) -> None:
             f"CSV's {csv_bytes:,}", "select only the columns you need from the Parquet table")
 
 
-def old_versions(aws, prefix: str) -> int:
-    """Noncurrent versions and delete markers under ``prefix`` (a versioned bucket keeps them)."""
-    count = 0
-    for page in aws.client("s3").get_paginator("list_object_versions").paginate(Bucket=aws.bucket, Prefix=prefix):
-        count += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
-    return count
-
-
 def check_cleanup(aws) -> None:
     """Clean-up: workgroup, tables, database, query results and the Parquet copy are gone."""
     try:
@@ -264,10 +256,4 @@ def check_cleanup(aws) -> None:
         require(exc.response["Error"]["Code"] == "EntityNotFoundException", "cannot read the catalog",
                 "check your permissions")
     for prefix in (RESULTS_PREFIX, PARQUET_PREFIX):
-        left = aws.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix=prefix).get("KeyCount", 0)
-        require(left == 0, f"{left} object(s) remain under s3://{aws.bucket}/{prefix}",
-                "DROP TABLE does not delete data: delete the objects under that prefix")
-        old = old_versions(aws, prefix)
-        require(old == 0, f"{old} old version(s) / delete marker(s) remain under s3://{aws.bucket}/{prefix} "
-                "(the course bucket is versioned: a plain delete keeps the data, billed)",
-                "delete every version: list_object_versions, then delete_objects with each VersionId")
+        require_prefix_gone(aws, prefix, "DROP TABLE does not delete data: delete the objects under that prefix")

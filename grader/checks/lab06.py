@@ -10,8 +10,7 @@ import time
 
 from botocore.exceptions import ClientError
 
-from grader.checks.common import fail, require
-from grader.checks.lab03 import old_versions
+from grader.checks.common import fail, require, require_prefix_gone
 
 DATABASE = "eda_db"
 TABLE = "flights_weather"
@@ -197,13 +196,8 @@ def check_cleanup(aws) -> None:
     except ClientError as exc:
         require(exc.response["Error"]["Code"] == "EntityNotFoundException", "cannot read the Glue catalog",
                 "check your permissions")
-    left = aws.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix=RESULTS_PREFIX).get("KeyCount", 0)
-    require(left == 0, f"{left} Athena result object(s) remain under {RESULTS_PREFIX}",
-            "delete the objects under the query results prefix")
-    old = old_versions(aws, RESULTS_PREFIX)
-    require(old == 0, f"{old} old version(s) / delete marker(s) remain under {RESULTS_PREFIX} (the course "
-            "bucket is versioned: a plain delete keeps the data, billed)",
-            "delete every version: list_object_versions, then delete_objects with each VersionId")
+    require_prefix_gone(aws, RESULTS_PREFIX, "delete the objects under the query results prefix",
+                        what="Athena result object(s)")
 
 
 def wait(aws, qid: str, timeout: float = 120) -> str:
