@@ -8,7 +8,7 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
                                     IgnorePattern, LimitOutput, SaveAutoGrades)
 
-from grader.preprocessors import GuardedExecute, LimitOutputSize, ScrubHiddenTracebacks
+from grader.preprocessors import LimitOutputSize, SandboxedExecute, ScrubHiddenTracebacks
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
@@ -25,10 +25,19 @@ c.Execute.timeout = 600
 c.Execute.iopub_timeout = 10  # after an interrupt: how long to wait for the kernel to go idle
 c.GuardedExecute.submission_timeout = 1800
 
-# Autograde: nbgrader's own chain with Execute replaced by GuardedExecute (a deaf or dead kernel
+# The sandbox of every submission (see the instructor guide, "What a submission can and cannot
+# do"): limits per sandboxed process, and the size of its private /tmp and HOME.
+c.SandboxedExecute.memory_mb = 8192
+c.SandboxedExecute.processes = 512
+c.SandboxedExecute.file_size_mb = 2048
+c.SandboxedExecute.cpu_seconds = 3600
+c.SandboxedExecute.tmp_mb = 2048
+
+# Autograde: nbgrader's own chain with Execute replaced by SandboxedExecute (each kernel in its
+# sandbox, its local AWS outside it, hidden checks in the grader's process; a deaf or dead kernel
 # costs the cells that could not run, not the whole submission) and a character cap on output.
 c.Autograde.autograde_preprocessors = [
-    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize,
+    SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize,
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
 ]
 c.LimitOutput.max_lines = 500

@@ -10,8 +10,13 @@ already run keep their grades. A per-submission time budget bounds the whole not
 10 MB line would survive). ``ScrubHiddenTracebacks`` (feedback) reduces errors in cells with hidden
 tests to ``Name: message``: a traceback would otherwise quote hidden test lines.
 
-Everything noteworthy is appended to ``EVENTS`` (cell id, message), which the grading worker turns
-into the recorded reasons for lost points.
+``SandboxedExecute`` (what autograde runs) adds the trust model on top of GuardedExecute: each
+submission gets its own local AWS outside the kernel, the kernel runs in its sandbox
+(grader.sandbox), and every hidden block runs in this process against the grader's own handle, at
+the point of the notebook where its test cell stands (grader.outside).
+
+What cost points is appended to ``EVENTS`` (cell id, message); what did not (cut output, a blocked
+network call) to ``NOTICES``. The grading worker turns both into the report's columns.
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ from time import monotonic
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
-from traitlets import Integer
+from traitlets import Bool, Integer
 
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
+from grader.course import drop_credentials
+
+drop_credentials()  # stock `nbgrader autograde` imports this module from nbgrader_config.py
+
 EVENTS: list[tuple[str, str]] = []
+NOTICES: list[tuple[str, str]] = []
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 
 
@@ -69,8 +79,8 @@ class GuardedExecute(Execute):
             if not self._output_dropped:
                 self._output_dropped = True
                 name = cell_name(self.nb.cells[cell_index], cell_index)
-                EVENTS.append((name, f"output beyond {self.max_output_bytes:,} characters was discarded "
-                                     "while the cell ran"))
+                NOTICES.append((name, f"output beyond {self.max_output_bytes:,} characters was discarded "
+                                      "while the cell ran"))
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -134,6 +144,97 @@ class GuardedExecute(Execute):
             pass
 
 
+class SandboxedExecute(GuardedExecute):
+    """GuardedExecute in the trust model: sandboxed kernel, outside local AWS, outside checks."""
+
+    sandbox = Bool(True, help="Run each kernel and its local AWS in a bubblewrap sandbox. False only for "
+                              "a trusted class on a machine without bubblewrap (reports say so)."
+                   ).tag(config=True)
+    memory_mb = Integer(8192, help="Address space per sandboxed process, MiB (RLIMIT_AS).").tag(config=True)
+    processes = Integer(512, help="Processes per user in the sandbox (RLIMIT_NPROC).").tag(config=True)
+    file_size_mb = Integer(2048, help="Largest file a sandboxed process may write, MiB.").tag(config=True)
+    cpu_seconds = Integer(3600, help="CPU seconds per sandboxed process (RLIMIT_CPU).").tag(config=True)
+    tmp_mb = Integer(2048, help="Size of the sandbox's private /tmp and of its HOME, MiB each.").tag(config=True)
+
+    def limits(self):
+        from grader.sandbox import Limits
+
+        return Limits(memory_mb=self.memory_mb, processes=self.processes, file_size_mb=self.file_size_mb,
+                      cpu_seconds=self.cpu_seconds, tmp_mb=self.tmp_mb)
+
+    def preprocess(self, nb, resources=None, km=None):
+        from grader import sandbox
+        from grader.submission import SubmissionWorld
+
+        if self.sandbox and sandbox.unavailable():
+            raise RuntimeError(f"no sandbox for graded code: {sandbox.unavailable()}. Install it, or set "
+                               "c.SandboxedExecute.sandbox = False for a trusted class (python -m grader "
+                               "autograde --unsandboxed)")
+        lab = ((resources or {}).get("nbgrader") or {}).get("assignment")
+        self._world = SubmissionWorld(self.limits(), sandboxed=self.sandbox)
+        self._world.start()
+        try:
+            try:
+                self._world.prepare(lab)
+            except Exception as exc:  # noqa: BLE001 - the grader's own set-up: say so, grade nothing
+                raise RuntimeError(f"preparing the lab's starting state failed: {exc}") from exc
+            self.kernel_manager_class = self._world.kernel_manager_class()
+            return super().preprocess(nb, resources, km)
+        finally:
+            for host in self._world.network_attempts():
+                NOTICES.append(("network", f"blocked network access to {host} (graded code may only "
+                                           "use the local AWS)"))
+            self._world.close()
+
+    def _fetch(self, names: list[str]) -> dict:
+        """Learner variables as plain data (see grader.outside)."""
+        from grader.outside import export_code, new_nonce, read_export
+
+        if self._stopped is not None or self.kc is None:
+            return {}
+        nonce = new_nonce()
+        code = export_code(names, self._world.run_dir, nonce)
+        try:
+            self._run_silently(code, timeout=120)
+        except Exception:  # noqa: BLE001 - no answer = the variable is not available
+            return {}
+        return read_export(self._world.run_dir, nonce)
+
+    def _run_silently(self, code: str, timeout: float) -> None:
+        from jupyter_core.utils import run_sync
+
+        async def run():
+            msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+            deadline = monotonic() + timeout
+            while monotonic() < deadline:
+                reply = await self.kc.shell_channel.get_msg(timeout=max(0.1, deadline - monotonic()))
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    return
+            raise TimeoutError("no answer from the kernel")
+
+        run_sync(run)()
+
+    def preprocess_cell(self, cell, resources, index):
+        from grader.outside import run_hidden, split_hidden
+
+        if cell.cell_type != "code" or HIDDEN_MARK not in cell.source:
+            return super().preprocess_cell(cell, resources, index)
+        original = cell.source
+        visible, hidden = split_hidden(original)
+        failure = None
+        if self._stopped is None:
+            failure = run_hidden(hidden, self._world.aws, self._fetch)
+        cell.source = visible
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        finally:
+            cell.source = original
+        if failure is not None:
+            message = str(failure) or type(failure).__name__
+            cell.outputs = [error_output(type(failure).__name__, message)] + list(cell.get("outputs", []))
+        return cell, resources
+
+
 class LimitOutputSize(NbGraderPreprocessor):
     """Truncate each cell's text output to ``max_chars`` characters (streams and text data)."""
 
@@ -160,8 +261,8 @@ class LimitOutputSize(NbGraderPreprocessor):
                 else:
                     budget -= len(text)
         if dropped:
-            EVENTS.append((cell_name(cell, index), f"{dropped:,} characters of output were cut "
-                                                   f"(limit {self.max_chars:,} per cell)"))
+            NOTICES.append((cell_name(cell, index), f"{dropped:,} characters of output were cut "
+                                                    f"(limit {self.max_chars:,} per cell)"))
         return cell, resources
 
 

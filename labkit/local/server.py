@@ -3,6 +3,13 @@
 All AWS services answer on one loopback port (routing by the SigV4 credential scope, as moto does).
 Paths under ``/_labkit/`` are labkit's own control API (ping, clock, reset, engine extras such as
 the e-mail outbox); engines add routes with ``@control_route("name")``.
+
+For grading, the server also listens on Unix sockets (``python -m labkit.local.server``): a
+*learner* socket that the sandboxed kernel reaches through a relay, and a *grader* socket that only
+the grader can see. Requests that arrive as a learner may use the AWS APIs and the routes a lab
+needs (ping, the clock forward, the billing simulator, the outbox, fault injection), never moto's
+own ``/moto-api`` back door or ``reset``: nothing a submission sends can forge or wipe the evidence
+a check reads.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ __all__ = ["LocalAWS", "control_route", "on_reset", "background", "install_engin
 
 PING_PATH = "/_labkit/ping"
 _routes: dict[str, Callable[[dict], Any]] = {}
+# Control routes a learner's code may call while graded (everything else is the grader's).
+LEARNER_ROUTES = {"ping", "clock", "billing", "outbox", "firehose-faults"}
 _reset_hooks: list[Callable[[], None]] = []
 _installed = False
 _install_lock = threading.Lock()
@@ -91,6 +100,8 @@ def _ping(_payload):
 @control_route("clock")
 def _clock(payload):
     seconds = float(payload.get("seconds", 0))
+    if seconds < 0:
+        raise ValueError("the virtual clock only moves forward")
     if seconds:
         clock.advance(seconds)
     else:
@@ -112,17 +123,23 @@ def _reset(_payload):
 class _ControlMiddleware:
     """WSGI wrapper: ``/_labkit/*`` goes to labkit's control routes, everything else to moto."""
 
-    def __init__(self, moto_app):
+    def __init__(self, moto_app, learner: bool = False):
         self.moto_app = moto_app
+        self.learner = learner
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if self.learner and path.rstrip("/").startswith("/moto-api"):
+            return self._respond(start_response, 403, {"error": "moto's control API is not available "
+                                                                "to graded code"})
         if not path.startswith("/_labkit/"):
             return self.moto_app(environ, start_response)
         name = path[len("/_labkit/"):].strip("/")
         handler = _routes.get(name)
         if handler is None:
             return self._respond(start_response, 404, {"error": f"no labkit route {name!r}"})
+        if self.learner and name not in LEARNER_ROUTES:
+            return self._respond(start_response, 403, {"error": f"labkit route {name!r} is the grader's"})
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             raw = environ["wsgi.input"].read(length) if length else b""
@@ -135,7 +152,7 @@ class _ControlMiddleware:
     @staticmethod
     def _respond(start_response, status, body):
         data = json.dumps(body, default=str).encode()
-        reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
+        reason = {200: "OK", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}[status]
         start_response(f"{status} {reason}", [("Content-Type", "application/json"),
                                                ("Content-Length", str(len(data)))])
         return [data]
@@ -144,12 +161,18 @@ class _ControlMiddleware:
 class LocalAWS:
     """One embedded local AWS on 127.0.0.1 (loopback only, by design)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, learner: bool = False,
+                 sockets: dict[str, bool] | None = None):
+        """``learner``: the TCP port serves graded code (restricted control API); ``sockets``:
+        extra Unix socket paths to listen on, each mapped to whether it is a learner's."""
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise LabkitError(f"labkit serves on loopback only; {host!r} is not a loopback address")
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
+        self.learner = learner
+        self.sockets = dict(sockets or {})
         self._server = None
+        self._extra: list = []
         self._thread: threading.Thread | None = None
         self._ticker_stop = threading.Event()
 
@@ -167,7 +190,14 @@ class LocalAWS:
         from werkzeug.serving import make_server
 
         install_engines()
-        app = _ControlMiddleware(DomainDispatcherApplication(create_backend_app))
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        app = _ControlMiddleware(moto_app, learner=self.learner)
+        for path, learner in self.sockets.items():
+            server = make_server(f"unix://{path}", 0, _ControlMiddleware(moto_app, learner=learner),
+                                 threaded=True, request_handler=MotoRequestHandler)
+            self._extra.append(server)
+            threading.Thread(target=server.serve_forever, name=f"labkit-unix-{len(self._extra)}",
+                             daemon=True).start()
         try:
             self._server = make_server(self.host, self.port, app, threaded=True,
                                        request_handler=MotoRequestHandler)
@@ -189,6 +219,10 @@ class LocalAWS:
 
     def stop(self) -> None:
         self._ticker_stop.set()
+        for server in self._extra:
+            server.shutdown()
+            server.server_close()
+        self._extra = []
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -198,3 +232,31 @@ class LocalAWS:
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         return probe.connect_ex((host, port)) == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The grading server: ``python -m labkit.local.server --port P --learner-socket A
+    --grader-socket B``. Serves until stdin closes or SIGTERM (the grader owns its lifetime); the
+    TCP port, for the processes the engines start (Glue jobs), is a learner's."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m labkit.local.server")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--learner-socket", required=True)
+    parser.add_argument("--grader-socket", required=True)
+    args = parser.parse_args(argv)
+    server = LocalAWS("127.0.0.1", args.port, learner=True,
+                      sockets={args.learner_socket: True, args.grader_socket: False}).start()
+    print(f"endpoint: {server.endpoint}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
