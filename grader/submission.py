@@ -37,6 +37,7 @@ class SubmissionWorld:
         self.relay: Relay | None = None
         self.aws = None
         self.folder: Path | None = None
+        self.uid: int | None = None
 
     def start(self) -> "SubmissionWorld":
         self.folder = Path(tempfile.mkdtemp(prefix="grader-submission-"))
@@ -63,6 +64,10 @@ class SubmissionWorld:
         if not line or not line[0].startswith("endpoint: "):
             self.close()
             raise RuntimeError("the submission's local AWS did not start")
+        self.uid = sandbox.sandbox_uid() if self.sandboxed and sandbox.as_root() else None
+        if self.uid is not None:  # the kernel's own uid creates its ipc sockets and reaches the server
+            os.chown(self.run_dir, self.uid, self.uid)
+            os.chmod(self.learner_socket, 0o666)
         self.relay = Relay(f"{aws_dir}/grader.sock").start()
         self.aws = grader_handle(self.relay.endpoint)
         return self
@@ -141,7 +146,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         if world.sandboxed:
             return sandbox.kernel_command(run_dir=world.run_dir, source_dir=source,
                                           aws_socket=world.learner_socket, limits=world.limits,
-                                          kernel_args=kernel_args)
+                                          kernel_args=kernel_args, uid=world.uid)
         work = str(world.folder / "home" / (Path(source).name or "work"))
         return [sys.executable, str(sandbox.HERE / "kernel_entry.py"), source, work, world.learner_socket,
                 "0", *kernel_args]

@@ -11,7 +11,9 @@ mounts scripted by hand as root. What a sandboxed process sees:
   ``nbgrader_config.py`` or the instructor's home);
 - a private, size-limited ``/tmp`` and ``HOME`` (the submission is copied into ``HOME``);
 - only a loopback network of its own; the grading server only through a Unix socket;
-- rlimits on address space, CPU time, file size, processes and core dumps (``prlimit``);
+- rlimits on address space, CPU time, file size, processes and core dumps (``prlimit``); when the
+  grader runs as root, the kernel drops to an unused uid of its own first (root ignores the
+  process limit, and a root-owned file is writable by root even without capabilities);
 - an allow-listed environment.
 The pid namespace ends with its first process, so nothing a submission starts outlives it.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -94,10 +97,34 @@ def _course_binds() -> list[str]:
     return args + ["--ro-bind", str(HERE), INSIDE_TOOLS]
 
 
-def _common(env: dict[str, str]) -> list[str]:
-    args = ["bwrap", *_system_binds(), *_course_binds(), "--proc", "/proc", "--dev", "/dev",
-            "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--hostname", "grading", "--clearenv"]
+def as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def sandbox_uid() -> int:
+    """A uid no account uses, one per submission, for kernels started by a root grader."""
+    return 200000 + secrets.randbelow(100000)
+
+
+def _parents(targets: list[str]) -> list[str]:
+    """Create every ancestor of the mount points world-readable (bubblewrap makes them 0700, which a
+    kernel that dropped to its own uid could not traverse)."""
+    ancestors = sorted({str(parent) for target in targets for parent in Path(target).parents
+                        if str(parent) != "/"}, key=lambda p: p.count("/"))
+    args = []
+    for folder in ancestors:
+        args += ["--perms", "0755", "--dir", folder]
+    return args
+
+
+def _common(env: dict[str, str], *, drop_later: bool = False, mounts: tuple[str, ...] = ()) -> list[str]:
+    # A root grader's kernel starts as root without a user namespace (so that it can drop to its own
+    # uid, see kernel_entry); everything else gets every namespace and no capabilities at once.
+    isolation = (["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+                 if drop_later else ["--unshare-all", "--cap-drop", "ALL"])
+    binds = _system_binds() + _course_binds()
+    args = ["bwrap", *_parents(binds[2::3] + [HOME, *mounts]), *binds, "--proc", "/proc", "--dev", "/dev",
+            *isolation, "--die-with-parent", "--new-session", "--hostname", "grading", "--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]
     return args
@@ -119,13 +146,16 @@ def base_env(home: str) -> dict[str, str]:
 
 
 def kernel_command(*, run_dir: str, source_dir: str, aws_socket: str, limits: Limits,
-                   kernel_args: list[str]) -> list[str]:
-    """The learner's kernel: private copy of ``source_dir`` in HOME, ipc sockets in ``run_dir``."""
+                   kernel_args: list[str], uid: int | None = None) -> list[str]:
+    """The learner's kernel: private copy of ``source_dir`` in HOME, ipc sockets in ``run_dir``;
+    ``uid``: the uid it drops to (a root grader)."""
     lab = Path(source_dir).name or "work"
     env = base_env(HOME) | {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{AWS_PORT}",
                             "LABKIT_NET_LOG": f"{run_dir}/network.log"}
+    if uid is not None:
+        env["LABKIT_SANDBOX_UID"] = str(uid)
     mb = 1024 * 1024
-    return [*limits.prlimit(), *_common(env),
+    return [*limits.prlimit(), *_common(env, drop_later=uid is not None, mounts=(run_dir, "/run/labkit-aws.sock")),
             "--size", str(limits.tmp_mb * mb), "--tmpfs", "/tmp",
             "--size", str(limits.tmp_mb * mb), "--tmpfs", HOME,
             "--ro-bind", source_dir, "/submission",

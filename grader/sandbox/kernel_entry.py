@@ -11,6 +11,17 @@ import subprocess
 import sys
 
 
+def drop_to(uid: int, owned: list[str]) -> None:
+    """Become ``uid`` (no groups, no capabilities) after handing it its private folders."""
+    for top in owned:
+        for folder, dirs, files in os.walk(top):
+            for name in [folder] + [os.path.join(folder, f) for f in files + dirs]:
+                os.lchown(name, uid, uid)
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
 def main(argv: list[str]) -> None:
     source, work, aws_socket, port = argv[:4]
     kernel_args = argv[4:]
@@ -18,6 +29,9 @@ def main(argv: list[str]) -> None:
         shutil.copytree(source, work, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     os.makedirs(work, exist_ok=True)
+    uid = os.environ.pop("LABKIT_SANDBOX_UID", None)
+    if uid is not None:
+        drop_to(int(uid), [os.path.dirname(work), work, "/tmp"])
     os.chdir(work)
     relay = subprocess.Popen([sys.executable, "-I", os.path.join(os.path.dirname(__file__), "relay.py"),
                               aws_socket, port], stdout=subprocess.PIPE, text=True, start_new_session=True)
