@@ -8,8 +8,10 @@ submission's score, status, time and the reasons for lost points.
 How the batch stays safe and alive:
 - N long-lived worker processes (grader.worker) each run nbgrader's Autograde in-process for one
   submission at a time, sharing the SQLite gradebook (with a lock timeout).
-- Every worker and kernel runs with ``LABKIT_GRADING=1``, no AWS credentials, and the network guard
-  (grader/sandbox/sitecustomize.py): graded code can reach only its own local AWS.
+- Every kernel runs in its submission's sandbox (grader.sandbox: own mount, pid and network
+  namespaces, rlimits) with its own local AWS outside it; hidden checks run in the worker
+  (grader.preprocessors.SandboxedExecute). Without bubblewrap, grading refuses unless
+  ``unsandboxed=True`` (a trusted class), and every report row then says so.
 - Inside a notebook, GuardedExecute (grader.preprocessors) enforces the per-cell and per-submission
   limits and survives kernels that die or ignore interrupts.
 - Outside, the parent gives each submission a wall-clock limit; a worker that overruns is killed
@@ -183,7 +185,7 @@ class Worker:
 def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[str] | None = None,
               cell_timeout: int | None = None, time_limit: int | None = None, slack: float = 60,
               wall_limit: float | None = None, feedback: bool = True, export: bool = True,
-              quiet: bool = False) -> list[dict]:
+              quiet: bool = False, unsandboxed: bool = False) -> list[dict]:
     """Grade every submission of ``lab`` under ``root``; return one result dict per submission.
 
     ``time_limit`` is the notebook budget (GuardedExecute); the parent's hard wall-clock limit per
@@ -197,7 +199,15 @@ def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[s
     if unknown:
         raise SystemExit(f"no submission of {lab} for: {', '.join(unknown)} (expected "
                          f"submitted/<student>/{lab}/ under {root})")
+    from grader import sandbox
+
     overrides = {}
+    if unsandboxed:
+        overrides["SandboxedExecute__sandbox"] = False
+    elif sandbox.unavailable():
+        raise SystemExit(f"refusing to grade: no sandbox for graded code on this machine: "
+                         f"{sandbox.unavailable()}.\nFor a class you trust, grade without it: "
+                         "python -m grader autograde LAB --unsandboxed (every report row will say so)")
     if cell_timeout:
         overrides["Execute__timeout"] = overrides["GuardedExecute__timeout"] = int(cell_timeout)
     if time_limit:
@@ -244,6 +254,8 @@ def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[s
                 answer["status"] = "zero (not gradable)"
             else:
                 answer["status"] = "graded" if answer.get("ok") else "graded with errors"
+            if unsandboxed:
+                answer["status"] += " UNSANDBOXED"
             answer.setdefault("seconds", round(time.monotonic() - t0, 2))
             results.append(answer)
             if not quiet:
@@ -289,7 +301,7 @@ def table(results: list[dict]) -> str:
 
 def write_report(path: Path, results: list[dict]) -> None:
     """Write (or, when only some students were regraded, update) the lab's grading report."""
-    fields = ["student", "score", "max_score", "status", "seconds", "reasons"]
+    fields = ["student", "score", "max_score", "status", "seconds", "reasons", "notices"]
     rows = {}
     if path.exists():
         with open(path, newline="") as handle:
@@ -297,7 +309,8 @@ def write_report(path: Path, results: list[dict]) -> None:
     for r in results:
         rows[r["student"]] = {"student": r["student"], "score": r.get("score"),
                               "max_score": r.get("max_score"), "status": r.get("status"),
-                              "seconds": r.get("seconds"), "reasons": " | ".join(r.get("reasons", []))}
+                              "seconds": r.get("seconds"), "reasons": " | ".join(r.get("reasons", [])),
+                              "notices": " | ".join(r.get("notices", []))}
     with open(path, "w", newline="") as handle:
         out = csv.DictWriter(handle, fieldnames=fields)
         out.writeheader()
