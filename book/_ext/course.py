@@ -11,8 +11,9 @@ someone else's repository, and a button must never link to a host nobody configu
 Colab button: Colab starts without the course package and its data, and the labs' setup cell does
 not install them (see the instructor guide, "Publishing the course").
 
-The kernels the book build starts talk to it over IPC (Unix sockets), not loopback TCP: ipykernel
-warns on every start that TCP is unencrypted, and IPC removes the cause.
+The kernels the book build starts get CurveZMQ keys from jupyter_client (``transport_encryption =
+"auto"``; the python3 kernelspec declares support): ipykernel warned at every start that its
+loopback TCP was unencrypted, and now it is encrypted.
 """
 
 from __future__ import annotations
@@ -47,14 +48,15 @@ def apply_course(app, config) -> None:
     config.html_theme_options = options
 
 
-def use_ipc_kernels() -> None:
-    """Kernels started in this process (myst-nb -> jupyter-cache -> nbclient) use IPC transport."""
+def encrypt_kernels() -> None:
+    """Kernels started in this process (myst-nb -> jupyter-cache -> nbclient, which passes no config
+    to its kernel manager) are provisioned with CurveZMQ keys."""
     from jupyter_client.manager import KernelManager
 
-    KernelManager.transport.default_value = "ipc"
+    KernelManager.transport_encryption.default_value = "auto"
 
 
 def setup(app):
-    use_ipc_kernels()
+    encrypt_kernels()
     app.connect("config-inited", apply_course, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
