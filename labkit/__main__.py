@@ -37,7 +37,8 @@ def lab(port: int, extra: list[str]) -> int:
         server.wait()
         return server.returncode or 1
     endpoint = first.split(" ", 1)[1]
-    print(f"labkit: shared local AWS at {endpoint}; every notebook's labkit.connect() reuses it")
+    print(f"labkit: shared local AWS at {endpoint}; every notebook's labkit.connect() reuses it",
+          flush=True)   # before JupyterLab's own log, also when stdout is a pipe (tests, services)
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, LABKIT_BACKEND="local")
     try:
         return subprocess.call([sys.executable, "-m", "jupyterlab", *extra], env=env)

@@ -68,9 +68,21 @@ def base_venv() -> Path:
 
 
 def fresh_venv(name: str) -> Path:
-    """A private copy of the base venv (hard links), named ``name``."""
+    """A private copy of the base venv (hard links), named ``name``. The scripts in its ``bin/``
+    (``jupyter``, ``pip``, ...) name the base venv's python in their first line: rewritten, as new
+    files, so the base keeps its own."""
+    base = base_venv()
     target = _workdir() / name
-    timed(f"copy {name}", run, ["cp", "-al", base_venv(), target], cwd=REPO)
+    timed(f"copy {name}", run, ["cp", "-al", base, target], cwd=REPO)
+    for script in (target / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        data = script.read_bytes()
+        if data.startswith(b"#!") and str(base).encode() in data:
+            mode = script.stat().st_mode
+            script.unlink()                      # a new inode: the hard-linked original stays
+            script.write_bytes(data.replace(str(base).encode(), str(target).encode()))
+            script.chmod(mode)
     return target
 
 
