@@ -41,7 +41,10 @@ def lab(port: int, extra: list[str]) -> int:
           flush=True)   # before JupyterLab's own log, also when stdout is a pipe (tests, services)
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, LABKIT_BACKEND="local")
     try:
-        return subprocess.call([sys.executable, "-m", "jupyterlab", *extra], env=env)
+        # CurveZMQ keys for every kernel (the python3 kernelspec declares support): encrypted loopback
+        # TCP, so ipykernel has no "running over TCP without encryption" warning to print.
+        return subprocess.call([sys.executable, "-m", "jupyterlab", "--KernelManager.transport_encryption=auto",
+                                *extra], env=env)
     finally:
         server.terminate()
         server.wait(10)
