@@ -43,8 +43,8 @@ def lab(port: int, extra: list[str]) -> int:
     try:
         # CurveZMQ keys for every kernel (the python3 kernelspec declares support): encrypted loopback
         # TCP, so ipykernel has no "running over TCP without encryption" warning to print.
-        return subprocess.call([sys.executable, "-m", "jupyterlab", "--KernelManager.transport_encryption=auto",
-                                *extra], env=env)
+        return subprocess.call([sys.executable, "-m", "jupyterlab",
+                                "--KernelManager.transport_encryption=auto", *extra], env=env)
     finally:
         server.terminate()
         server.wait(10)

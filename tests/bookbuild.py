@@ -224,7 +224,8 @@ def expected_launch_links(settings: dict[str, str], notebook: str) -> dict[str, 
                 else f"git/{urllib.parse.quote(repo, safe='')}")
         links["Binder"] = f"{settings['binderhub']}/v2/{spec}/{branch}?urlpath=lab/tree/{notebook}"
     if settings["jupyterhub"]:
-        query = urllib.parse.urlencode({"repo": repo, "urlpath": f"lab/tree/{repo.rsplit('/', 1)[1]}/{notebook}",
+        folder = repo.rsplit("/", 1)[1]               # nbgitpuller clones into a folder named so
+        query = urllib.parse.urlencode({"repo": repo, "urlpath": f"lab/tree/{folder}/{notebook}",
                                         "branch": branch}, safe="/")
         links["JupyterHub"] = f"{settings['jupyterhub']}/hub/user-redirect/git-pull?{query}"
     return links

@@ -23,7 +23,8 @@ LAB = "01-billing-alarms"
 def test_binder_config_is_what_repo2docker_reads():
     clone = clean_clone()
     binder = clone / "binder"
-    assert (binder / "runtime.txt").read_text().strip() == f"python-{sys.version_info[0]}.{sys.version_info[1]}"
+    python = f"python-{sys.version_info[0]}.{sys.version_info[1]}"
+    assert (binder / "runtime.txt").read_text().strip() == python
     assert "-r ../requirements.txt" in (binder / "requirements.txt").read_text().splitlines()
     post = binder / "postBuild"
     assert post.stat().st_mode & 0o111, "postBuild must be executable (repo2docker runs it as is)"

@@ -101,7 +101,8 @@ def test_lab01_setup_cell_runs_in_jupyterlab(browser, jupyterlab):
     browser.events.clear()
     browser.call("Page.navigate", url=url)
     browser.wait_until(f"!!({SETUP_CELL})", 120, "lab 01 open in JupyterLab with its setup cell")
-    browser.wait_until("(document.querySelector('.jp-NotebookPanel-toolbar') || {}).innerText?.includes('Python 3')",
+    browser.wait_until("(document.querySelector('.jp-NotebookPanel-toolbar') || {})"
+                       ".innerText?.includes('Python 3')",
                        120, "the kernel started (the toolbar names Python 3, not 'No Kernel')")
     browser.screenshot(shots / f"{LAB}-opened.png")
     rect = browser.evaluate(f"(() => {{ const c = {SETUP_CELL}; c.scrollIntoView({{block: 'center'}});"
