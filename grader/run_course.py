@@ -54,6 +54,9 @@ def run_lab(root: Path, lab: str, *, cell_timeout: int = 600, time_limit: int = 
         config = Config()
         config.GuardedExecute.timeout = cell_timeout
         config.GuardedExecute.submission_timeout = time_limit
+        # ipykernel warns at every start that its loopback TCP is unencrypted: let jupyter_client
+        # provision CurveZMQ keys (the python3 kernelspec declares support), so it is encrypted.
+        config.KernelManager.transport_encryption = "auto"
         executor = GuardedExecute(config=config)
         saved = dict(os.environ)
         os.environ.clear()

@@ -37,10 +37,14 @@ def lab(port: int, extra: list[str]) -> int:
         server.wait()
         return server.returncode or 1
     endpoint = first.split(" ", 1)[1]
-    print(f"labkit: shared local AWS at {endpoint}; every notebook's labkit.connect() reuses it")
+    print(f"labkit: shared local AWS at {endpoint}; every notebook's labkit.connect() reuses it",
+          flush=True)   # before JupyterLab's own log, also when stdout is a pipe (tests, services)
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, LABKIT_BACKEND="local")
     try:
-        return subprocess.call([sys.executable, "-m", "jupyterlab", *extra], env=env)
+        # CurveZMQ keys for every kernel (the python3 kernelspec declares support): encrypted loopback
+        # TCP, so ipykernel has no "running over TCP without encryption" warning to print.
+        return subprocess.call([sys.executable, "-m", "jupyterlab",
+                                "--KernelManager.transport_encryption=auto", *extra], env=env)
     finally:
         server.terminate()
         server.wait(10)

@@ -26,9 +26,18 @@ TRAIN_MONTHS = range(1, 7)
 VALIDATION_MONTHS = range(7, 13)
 
 
+# An installed course package (the wheel) carries the data set as ``labkit/_data``; a repository
+# checkout reads ``datasets/`` at its root, which stays the one source of truth (the wheel copies it).
+PACKAGED_DATA = Path(__file__).resolve().parent / "_data"
+REPOSITORY_DATA = Path(__file__).resolve().parents[1] / "datasets"
+
+
 def data_dir() -> Path:
-    """``$LABKIT_DATA`` or the repository's ``datasets/`` folder."""
-    return Path(os.environ.get("LABKIT_DATA") or Path(__file__).resolve().parents[1] / "datasets")
+    """``$LABKIT_DATA``, else the data set inside the installed package, else the repository's
+    ``datasets/`` folder."""
+    if os.environ.get("LABKIT_DATA"):
+        return Path(os.environ["LABKIT_DATA"])
+    return PACKAGED_DATA if (PACKAGED_DATA / "flights.parquet").is_file() else REPOSITORY_DATA
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "book"))
+sys.path.insert(0, str(REPO / "book" / "_ext"))
+import course  # noqa: E402  (book/_ext/course.py: the course: block -> launch buttons)
 import make_toc  # noqa: E402  (book/make_toc.py: the TOC generator under test)
 
 # Strings that only instructor material contains: nbgrader solution regions, hidden test blocks and
@@ -190,3 +192,49 @@ def labs_missing_from_nav(root: Path, html_dir: Path) -> list[str]:
     """Labs present in ROOT/labs/ whose page is not linked from the site navigation."""
     linked = nav_pages(html_dir)
     return [path for path in (f"{p}.html" for p in make_toc.labs(root).values()) if path not in linked]
+
+
+# --- launch buttons ---------------------------------------------------------------------------------
+# Hosts that only ever stood in for a real one: no link in the site may point at them.
+PLACEHOLDERS = ("mlaws-labs/mlaws-labs", "example.org", "executablebooks/jupyter-book")
+_LAUNCH = re.compile(r'<a href="([^"]+)"[^>]*title="Launch on ([^"]+)"')
+_HREF = re.compile(r'href="([^"]+)"')
+
+
+def launch_links(page: str) -> dict[str, str]:
+    """{provider: target} of the launch menu in a built page (sphinx-book-theme markup)."""
+    import html as html_module
+
+    return {name: html_module.unescape(url) for url, name in _LAUNCH.findall(page)}
+
+
+def expected_launch_links(settings: dict[str, str], notebook: str) -> dict[str, str]:
+    """What the launch menu must hold for ``notebook`` (a repository path such as
+    ``labs/01-x/01-x.ipynb``) under the ``course:`` settings, written from Binder's and nbgitpuller's
+    URL schemes (not from the theme's code)."""
+    import urllib.parse
+
+    repo, branch = settings["repository"], settings["branch"]
+    if not repo:
+        return {}
+    links = {}
+    if settings["binderhub"]:
+        host, org, name = repo.rsplit("/", 2)
+        spec = (f"gh/{org}/{name}" if host == "https://github.com"
+                else f"git/{urllib.parse.quote(repo, safe='')}")
+        links["Binder"] = f"{settings['binderhub']}/v2/{spec}/{branch}?urlpath=lab/tree/{notebook}"
+    if settings["jupyterhub"]:
+        folder = repo.rsplit("/", 1)[1]               # nbgitpuller clones into a folder named so
+        query = urllib.parse.urlencode({"repo": repo, "urlpath": f"lab/tree/{folder}/{notebook}",
+                                        "branch": branch}, safe="/")
+        links["JupyterHub"] = f"{settings['jupyterhub']}/hub/user-redirect/git-pull?{query}"
+    return links
+
+
+def placeholder_links(html_dir: Path) -> list[tuple[str, str]]:
+    """(page, href) for every link in the built site that points at a placeholder host."""
+    found = []
+    for path in sorted(html_dir.rglob("*.html")):
+        found += [(str(path.relative_to(html_dir)), href) for href in _HREF.findall(path.read_text())
+                  if any(p in href for p in PLACEHOLDERS)]
+    return found

@@ -46,6 +46,7 @@ _INSPECT = """
     textLength: ((document.querySelector('main') || document.body || {}).innerText || '').length,
     links: nav.map(a => a.href),
     contentLinks: Array.from(document.querySelectorAll('main a[href]')).map(a => a.href),
+    launchLinks: Array.from(document.querySelectorAll('.dropdown-launch-buttons a[href]')).map(a => a.href),
     brokenImages: images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
     images: images.length,
     figures: images.filter(i => i.src.includes('/_images/')).length,
@@ -76,6 +77,7 @@ class PageReport:
     broken_images: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)   # same-origin resources >= 400 / failed
     content_links: list[str] = field(default_factory=list)     # every link in the page body
+    launch_links: list[str] = field(default_factory=list)      # the launch menu (Binder, JupyterHub)
     broken_links: list[str] = field(default_factory=list)      # same-origin ones that do not load
     js_errors: list[str] = field(default_factory=list)
     screenshot: Path | None = None
@@ -155,6 +157,7 @@ class Chromium:
         report = PageReport(url=url, title=info.get("title", ""), heading=info.get("heading", ""),
                             text_length=info.get("textLength", 0), links=info.get("links", []),
                             content_links=info.get("contentLinks", []),
+                            launch_links=info.get("launchLinks", []),
                             images=info.get("images", 0), figures=info.get("figures", 0),
                             broken_images=info.get("brokenImages", []))
         origin = urllib.parse.urlsplit(url)[:2]
@@ -183,6 +186,48 @@ class Chromium:
             screenshot.write_bytes(base64.b64decode(data))
             report.screenshot = screenshot
         return report
+
+    # --- driving an application page (tests/test_jupyterlab.py) -----------------------------
+    def evaluate(self, expression: str):
+        """The value of a JavaScript expression in the page (promises awaited)."""
+        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True,
+                           returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression[:80]}: {result['exceptionDetails'].get('text')}")
+        return result["result"].get("value")
+
+    def wait_until(self, expression: str, timeout: float = 60, what: str = "") -> object:
+        """Poll ``expression`` until it is truthy; return its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not within {timeout}s: {what or expression}")
+            time.sleep(0.25)
+
+    def click(self, x: float, y: float) -> None:
+        """A left mouse click at page coordinates, as a person's."""
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def press(self, key: str, code: int, modifiers: int = 0) -> None:
+        """A key press (``modifiers``: 1 Alt, 2 Ctrl, 4 Meta, 8 Shift)."""
+        for kind in ("rawKeyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", type=kind, key=key, code=key,
+                      windowsVirtualKeyCode=code, modifiers=modifiers)
+
+    def exceptions(self) -> list[str]:
+        """JavaScript exceptions the page threw since the events were last cleared."""
+        return [(e["params"]["exceptionDetails"].get("exception") or {}).get("description")
+                or e["params"]["exceptionDetails"].get("text", "exception")
+                for e in self.events if e.get("method") == "Runtime.exceptionThrown"]
+
+    def screenshot(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        return path
 
     def close(self) -> None:
         try:

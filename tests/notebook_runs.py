@@ -22,8 +22,14 @@ from pathlib import Path
 import nbformat
 import pytest
 from botocore.exceptions import ClientError
+from jupyter_client.manager import KernelManager
 
 from conftest import REPO, clean_env, execute_notebook
+
+# ipykernel warns at every start that its loopback TCP is unencrypted, which flooded test logs. Kernels
+# these helpers start (nbclient, through conftest.execute_notebook) get CurveZMQ keys from
+# jupyter_client instead; nbclient passes no config to its kernel manager, so the default decides.
+KernelManager.transport_encryption.default_value = "auto"
 
 SOLUTION = re.compile(r"### BEGIN SOLUTION.*?### END SOLUTION", re.S)
 HIDDEN = "### BEGIN HIDDEN TESTS"

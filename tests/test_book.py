@@ -12,8 +12,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from bookbuild import (FORBIDDEN, REPO, Build, build, find_leaks, labs_missing_from_nav, make_toc,
-                       nav_pages, real_book, toc_files)
+from bookbuild import (FORBIDDEN, REPO, Build, build, course, expected_launch_links, find_leaks,
+                       labs_missing_from_nav, launch_links, make_toc, nav_pages, placeholder_links,
+                       real_book, toc_files)
 
 READING_CHAPTERS = ("book/data-engineering", "book/modelling", "book/operations", "book/dataset")
 
@@ -39,10 +40,27 @@ def add_lab(root: Path, slug: str, nb: nbformat.NotebookNode | None = None) -> N
     nbformat.write(nb or student_notebook(slug), folder / f"{slug}.ipynb")
 
 
-def mini_book(root: Path) -> Path:
-    """A book with the real _config.yml, two labs and a fidelity page; the TOC comes from make_toc."""
+# A course configured somewhere (test values): every button the settings allow must appear.
+CONFIGURED = {"repository": "https://github.com/test-org/test-course", "branch": "fall-2026",
+              "binderhub": "https://mybinder.org", "jupyterhub": "https://hub.test-university.edu"}
+
+
+def configure_course(root: Path, settings: dict[str, str]) -> None:
+    """Rewrite the ``course:`` block of ROOT/_config.yml (the rest stays the real config)."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    config["course"] = settings
+    (root / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+
+def mini_book(root: Path, settings: dict[str, str] | None = None) -> Path:
+    """A book with the real _config.yml (its ``course:`` block replaced by ``settings`` when given),
+    two labs and a fidelity page; the TOC comes from make_toc."""
     (root / "book" / "fidelity").mkdir(parents=True)
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    if settings is not None:
+        configure_course(root, settings)
     for support in ("book/_ext", "book/images"):          # what _config.yml refers to
         shutil.copytree(REPO / support, root / support)
     (root / "book" / "intro.md").write_text("# Mini course\n\nA test book.\n")
@@ -135,7 +153,7 @@ def test_warnings_leave_out_kernel_notices_and_jupyter_shutdown_races():
 # --- the checks on small books: one good, one with known defects -------------------------------------
 @pytest.mark.slow
 def test_good_mini_book_passes_every_check(tmp_path):
-    root = mini_book(tmp_path / "src")
+    root = mini_book(tmp_path / "src", CONFIGURED)
     result = build(root, tmp_path / "out")
     assert result.returncode == 0 and not result.warnings(), "\n".join(result.warnings()) or result.log
     assert find_leaks(result.html) == []
@@ -143,7 +161,24 @@ def test_good_mini_book_passes_every_check(tmp_path):
     assert "book/fidelity/s3.html" in nav_pages(result.html)
     lab = (result.html / "labs/01-billing-alarms/01-billing-alarms.html").read_text()
     assert "NotImplementedError" in lab and 'class="cell_output' not in lab     # shown, not executed
-    _assert_launch_and_download(lab, "01-billing-alarms")
+    _assert_launch_and_download(lab, "01-billing-alarms", CONFIGURED)
+    assert set(launch_links(lab)) == {"Binder", "JupyterHub"}          # and no Colab
+    assert placeholder_links(result.html) == []
+
+
+def test_course_settings_choose_the_launch_buttons(tmp_path):
+    """Only what is set gets a button; nothing set, no launch menu at all."""
+    shutil.copy(REPO / "_config.yml", tmp_path / "_config.yml")
+    nb = "labs/01-x/01-x.ipynb"
+    configure_course(tmp_path, {"repository": "", "jupyterhub": "https://hub.test-university.edu"})
+    assert expected_launch_links(course.course_settings(tmp_path), nb) == {}
+    configure_course(tmp_path, {"repository": "https://github.com/o/r/", "binderhub": ""})
+    settings = course.course_settings(tmp_path)
+    assert settings["branch"] == "main" and settings["repository"] == "https://github.com/o/r"
+    assert expected_launch_links(settings, nb) == {}
+    configure_course(tmp_path, dict(CONFIGURED, jupyterhub=""))
+    assert expected_launch_links(course.course_settings(tmp_path), nb) == {
+        "Binder": f"https://mybinder.org/v2/gh/test-org/test-course/fall-2026?urlpath=lab/tree/{nb}"}
 
 
 @pytest.mark.slow
@@ -192,7 +227,7 @@ def test_every_lab_and_page_is_in_the_navigation():
     assert not missing, f"pages in _toc.yml but not in the site navigation: {missing}"
     for slug_path in make_toc.labs(REPO).values():
         page = (html / f"{slug_path}.html").read_text()
-        _assert_launch_and_download(page, Path(slug_path).name)
+        _assert_launch_and_download(page, Path(slug_path).name, course.course_settings(REPO))
         assert 'class="cell_output' not in page, f"{slug_path}: lab pages must not be executed"
 
 
@@ -217,9 +252,14 @@ def _img_sources(page: str) -> list[str]:
     return re.findall(r'<img[^>]+src="([^"]+)"', page)
 
 
-def _assert_launch_and_download(page: str, slug: str) -> None:
-    """sphinx-book-theme's launch menu (Binder, JupyterHub, Colab) and the .ipynb download."""
-    assert "mybinder.org/v2/gh/" in page, f"{slug}: no Binder launch button"
-    assert "colab.research.google.com/github/" in page, f"{slug}: no Colab launch button"
-    assert "jupyter.example.org/hub/user-redirect/git-pull" in page, f"{slug}: no JupyterHub button"
+@pytest.mark.slow
+def test_book_links_to_no_placeholder_host():
+    assert placeholder_links(real_book().html) == []
+
+
+def _assert_launch_and_download(page: str, slug: str, settings: dict[str, str]) -> None:
+    """The launch menu holds exactly the buttons the ``course:`` settings allow, with their
+    targets; the .ipynb download is always there."""
+    expected = expected_launch_links(settings, f"labs/{slug}/{slug}.ipynb")
+    assert launch_links(page) == expected, f"{slug}: launch menu"
     assert f"_sources/labs/{slug}/{slug}.ipynb" in page, f"{slug}: no .ipynb download"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bookbuild import REPO, make_toc, real_book, toc_files
+from bookbuild import REPO, build, course, expected_launch_links, make_toc, real_book, toc_files
 from chromium import Chromium, SiteServer, crawl, find_binary, screenshot_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -84,6 +84,11 @@ def test_every_page_and_lab_renders_in_chromium(browser):
     assert labs <= visited
     broken = {url: r.problems() for url, r in reports.items() if r.problems()}
     assert not broken, f"broken pages: {broken}"
+    settings = course.course_settings(REPO)
+    for path in make_toc.labs(REPO).values():     # the launch menu opens the configured places only
+        report = reports[site.url + f"{path}.html"]
+        assert sorted(report.launch_links) == sorted(
+            expected_launch_links(settings, f"{path}.ipynb").values()), report.url
     figures = sum(r.figures for r in reports.values())
     assert figures >= 5, "the reading chapters should show their figures"
     for report in reports.values():
@@ -102,3 +107,21 @@ def _final_url(browser: Chromium, url: str, wait: float = 5) -> str:
         if (state[0] != url and state[1] == "complete") or time.monotonic() > deadline:
             return state[0]
         time.sleep(0.1)
+
+
+def test_launch_menu_opens_the_configured_places(browser, tmp_path):
+    """A book whose ``course:`` block names a repository, a branch and a hub: in the browser, the
+    lab page's launch menu holds exactly Binder and JupyterHub, pointing there."""
+    from test_book import CONFIGURED, mini_book
+
+    root = mini_book(tmp_path / "src", CONFIGURED)
+    result = build(root, tmp_path / "out")
+    assert result.returncode == 0, result.log
+    page = "labs/01-billing-alarms/01-billing-alarms"
+    with SiteServer(result.html) as site:
+        report = browser.visit(site.url + f"{page}.html", tmp_path / "launch.png")
+    expected = expected_launch_links(course.course_settings(root), f"{page}.ipynb")
+    assert set(expected) == {"Binder", "JupyterHub"}
+    assert sorted(report.launch_links) == sorted(expected.values())
+    assert expected["Binder"].startswith("https://mybinder.org/v2/gh/test-org/test-course/fall-2026?")
+    assert report.problems() == []
