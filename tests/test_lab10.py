@@ -162,6 +162,21 @@ def test_check_schedule_and_drift_wrong_states(local_aws, solved):
     finally:
         sm.update_monitoring_schedule(MonitoringScheduleName=lab10.SCHEDULE, MonitoringScheduleConfig=config)
     lab10.check_schedule(local_aws, violations)
+    # task 1's baseline on the drifted months is task 1's mistake: task 4 no longer requires the drift
+    s3, key = local_aws.client("s3"), "lab10/baseline/output/statistics.json"
+    saved = s3.get_object(Bucket=local_aws.bucket, Key=key)["Body"].read()
+    stats = json.loads(saved)
+    for feature in stats["features"]:
+        if feature["name"] == "temp":
+            feature["numerical_statistics"]["mean"] += 30
+    try:
+        s3.put_object(Bucket=local_aws.bucket, Key=key, Body=json.dumps(stats).encode())
+        assert not lab10._baseline_is_q1(local_aws)
+        lab10.check_schedule(local_aws, violations)
+        fails(lab10.check_schedule, local_aws, violations[:1], match="is not the list")
+    finally:
+        s3.put_object(Bucket=local_aws.bucket, Key=key, Body=saved)
+    assert lab10._baseline_is_q1(local_aws) and lab10._capture_is_q3(local_aws)
     # PSI / KS
     fails(lab10.check_drift_table, local_aws, table.drop(columns="ks"),
           match="lacks the column\\(s\\) \\['ks'\\]")

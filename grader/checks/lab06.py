@@ -24,7 +24,8 @@ LEAKY = ("dep_delay", "arr_delay", "dep_time", "arr_time", "air_time")
 REQUIRED_FEATURES = ("month", "day_of_week", "dep_hour", "carrier", "origin", "dest", "distance", "temp",
                      "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib")
 # Columns copied unchanged from the curated table: their totals must match it.
-COPIED = ("month", "distance", "temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib")
+COPIED = ("month", "distance", "temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure",
+          "visib")
 MAX_WIND_MPH = 100
 WEATHER_COLUMNS = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib")
 
@@ -171,7 +172,8 @@ def check_features(features, class_balance) -> None:
     for column in ("carrier", "origin", "dest"):
         require(features[column].astype(str).value_counts().to_dict()
                 == want[column].astype(str).value_counts().to_dict(),
-                f"features[{column!r}] does not hold the flights' {column} codes", f"copy {column} from flights")
+                f"features[{column!r}] does not hold the flights' {column} codes",
+                f"copy {column} from flights")
     hours = (want["sched_dep_time"] // 100).value_counts().sort_index()
     require(features["dep_hour"].astype(int).value_counts().sort_index().to_dict() == hours.to_dict(),
             "dep_hour is not the scheduled departure hour", "dep_hour = sched_dep_time // 100")
@@ -197,7 +199,8 @@ def check_split(aws, features=None) -> None:
     import pandas as pd
 
     train, validation = _read(aws, TRAIN_KEY), _read(aws, VALIDATION_KEY)
-    source = features if isinstance(features, pd.DataFrame) and {"month", LABEL} <= set(features.columns) else None
+    usable = isinstance(features, pd.DataFrame) and {"month", LABEL} <= set(features.columns)
+    source = features if usable else None
     if source is None:
         source = expected_curated().assign(**{LABEL: lambda f: (f["dep_delay"] >= 15).astype(int)})
         for frame, name in ((train, "train"), (validation, "validation")):

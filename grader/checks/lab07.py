@@ -124,7 +124,8 @@ def check_training_job(aws, prefix: str = PREFIX) -> None:
     resources = job.get("ResourceConfig", {})
     require(resources.get("InstanceType") == "ml.m5.large" and resources.get("InstanceCount") == 1,
             f"job {job['TrainingJobName']} runs on {resources.get('InstanceCount')} x "
-            f"{resources.get('InstanceType')}", 'compute=Compute(instance_type="ml.m5.large", instance_count=1)')
+            f"{resources.get('InstanceType')}",
+            'compute=Compute(instance_type="ml.m5.large", instance_count=1)')
     uris = _channel_uris(job)
     for channel in ("train", "validation"):
         expected = f"s3://{aws.bucket}/{prefix}/{channel}"
@@ -179,7 +180,8 @@ def check_builtin_xgboost(aws, prefix: str = PREFIX) -> None:
         require(len(first) == 1 + len(FEATURES) and set(
             _csv(aws, f"{prefix}/xgb/{channel}/{channel}.csv", header=None)[0].unique()) <= {0, 1},
                 f"{prefix}/xgb/{channel}/{channel}.csv does not hold the label first and the "
-                f"{len(FEATURES)} FEATURES", "upload the frame as [LABEL] + FEATURES, index=False, header=False")
+                f"{len(FEATURES)} FEATURES",
+                "upload the frame as [LABEL] + FEATURES, index=False, header=False")
     job = _latest_job(aws, XGBOOST_JOB_PREFIX, "create_training_job(TrainingJobName='lab07-xgboost-...', ...)")
     require(_repo(job) in {"sagemaker-xgboost", "xgboost"},
             f"job {job['TrainingJobName']} uses image {job['AlgorithmSpecification'].get('TrainingImage')}",
@@ -213,7 +215,8 @@ def check_builtin_xgboost(aws, prefix: str = PREFIX) -> None:
             f"{resources.get('InstanceType')} with {resources.get('VolumeSizeInGB')} GB",
             "one ml.m5.large with VolumeSizeInGB=5")
     runtime = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-    require(runtime == 900, f"MaxRuntimeInSeconds is {runtime}", 'StoppingCondition={"MaxRuntimeInSeconds": 900}')
+    require(runtime == 900, f"MaxRuntimeInSeconds is {runtime}",
+            'StoppingCondition={"MaxRuntimeInSeconds": 900}')
     auc = _metric(job, "validation:auc")
     require(auc is not None and auc >= 0.65, f"validation:auc is {auc}",
             "the built-in job should reach at least 0.65: label first, no header, text/csv")

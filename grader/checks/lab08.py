@@ -84,7 +84,8 @@ def check_tuning_job(aws) -> None:
     require(limits.get("MaxNumberOfTrainingJobs") == MIN_JOBS,
             f"tuning job {name} allows {limits.get('MaxNumberOfTrainingJobs')} training jobs",
             f"max_jobs={MIN_JOBS}")
-    require(config.get("RandomSeed") in (None, 42), f"tuning job {name} uses random seed {config.get('RandomSeed')}",
+    require(config.get("RandomSeed") in (None, 42),
+            f"tuning job {name} uses random seed {config.get('RandomSeed')}",
             "random_seed=42")
     status = job["HyperParameterTuningJobStatus"]
     require(status == "Completed", f"tuning job {name} is {status}"
@@ -121,7 +122,8 @@ def check_improvement(aws, best_auc=None, improvement=None) -> None:
     require(best is not None, f"tuning job {job['HyperParameterTuningJobName']} has no best training job "
             "(task 1 did not finish)", "complete task 1 first")
     objective = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
-    require(objective == "validation:auc", f"the best trial's objective value is its {objective}, the baseline's "
+    require(objective == "validation:auc",
+            f"the best trial's objective value is its {objective}, the baseline's "
             "number is validation:auc: the two cannot be compared",
             "compare validation AUCs: tune on validation:auc (task 1)")
     baseline = lab07._latest_job(aws, BASELINE_PREFIX, "run the setup cell that trains the baseline")
@@ -130,12 +132,14 @@ def check_improvement(aws, best_auc=None, improvement=None) -> None:
             "re-run the setup cell")
     value = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
     if best_auc is not None or improvement is not None:
-        for name, got, want in (("best_auc", best_auc, value), ("improvement", improvement, value - baseline_auc)):
+        claims = (("best_auc", best_auc, value), ("improvement", improvement, value - baseline_auc))
+        for name, got, want in claims:
             try:
                 number = float(got)
             except (TypeError, ValueError):
                 fail(f"{name} is {got!r}, not a number", "best_auc = the BestTrainingJob's "
-                     "FinalHyperParameterTuningJobObjectiveMetric value; improvement = best_auc - baseline_auc")
+                     "FinalHyperParameterTuningJobObjectiveMetric value; "
+                     "improvement = best_auc - baseline_auc")
             require(abs(number - want) < 1e-6, f"{name} is {number:.4f}, expected {want:.4f}",
                     "best_auc = the BestTrainingJob's FinalHyperParameterTuningJobObjectiveMetric['Value']; "
                     "improvement = best_auc - baseline_auc")

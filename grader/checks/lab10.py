@@ -137,7 +137,8 @@ def check_schedule(aws, violations) -> None:
             f"the schedule monitors {schedule.get('EndpointName')!r}",
             "monitor EndpointName=ENDPOINT")
     baseline, output, cluster = _schedule_definition(sm, config)
-    require(output.rstrip("/") == f"s3://{aws.bucket}/lab10/reports", f"the schedule writes its reports to {output!r}",
+    require(output.rstrip("/") == f"s3://{aws.bucket}/lab10/reports",
+            f"the schedule writes its reports to {output!r}",
             f"use the output s3://{aws.bucket}/lab10/reports")
     got = (cluster.get("InstanceCount"), cluster.get("InstanceType"), cluster.get("VolumeSizeInGB"))
     require(got[:2] == (1, "ml.m5.xlarge") and (got[2] or 0) >= 20,  # the SDK's monitor defaults to 30 GB
@@ -150,7 +151,8 @@ def check_schedule(aws, violations) -> None:
                 f"point {resource} at {expected}/{kind}.json from task 1")
     executions = sm.list_monitoring_executions(MonitoringScheduleName=SCHEDULE)["MonitoringExecutionSummaries"]
     require(bool(executions), "the schedule has not run yet", "wait_for_execution(aws, SCHEDULE)")
-    finished = [e for e in executions if e["MonitoringExecutionStatus"] in ("Completed", "CompletedWithViolations")]
+    finished = [e for e in executions
+                if e["MonitoringExecutionStatus"] in ("Completed", "CompletedWithViolations")]
     require(bool(finished), "no execution of the schedule completed ("
             + ", ".join(f"{e['MonitoringExecutionStatus']}: {e.get('FailureReason', '')}" for e in executions)
             + ")", "fix the job definition (image, inputs, output) and wait for the next execution")
@@ -172,7 +174,8 @@ def check_schedule(aws, violations) -> None:
             "`violations` is not the list in the execution's constraint_violations.json",
             "load the file's 'violations' list from the execution's processing-job output")
     if drift_expected:
-        drifted = {v["feature_name"] for v in violations if v["constraint_check_type"] == "baseline_drift_check"}
+        drifted = {v["feature_name"] for v in violations
+                   if v["constraint_check_type"] == "baseline_drift_check"}
         require({"temp", "dewp"} <= drifted and "distance" not in drifted,
                 f"baseline_drift_check flagged {sorted(drifted)}",
                 "keep the comparison threshold of the suggested constraints (0.1): temp and dewp drift, "
@@ -180,16 +183,17 @@ def check_schedule(aws, violations) -> None:
 
 
 def _schedule_definition(sm, config: dict) -> tuple[dict, str, dict]:
-    """(BaselineConfig, output S3 URI, ClusterConfig) of the schedule's job: inline (create_monitoring_schedule
-    with MonitoringJobDefinition) or from the named data-quality job definition that the SDK's
-    DefaultModelMonitor.create_monitoring_schedule makes."""
+    """(BaselineConfig, output S3 URI, ClusterConfig) of the schedule's job: inline
+    (create_monitoring_schedule with MonitoringJobDefinition) or from the named data-quality job
+    definition that the SDK's DefaultModelMonitor.create_monitoring_schedule makes."""
     if config.get("MonitoringJobDefinition"):
         definition = config["MonitoringJobDefinition"]
         outputs = (definition.get("MonitoringOutputConfig") or {}).get("MonitoringOutputs") or [{}]
         return (definition.get("BaselineConfig") or {}, outputs[0].get("S3Output", {}).get("S3Uri", ""),
                 (definition.get("MonitoringResources") or {}).get("ClusterConfig") or {})
     name = config.get("MonitoringJobDefinitionName")
-    require(bool(name), "the schedule has neither a MonitoringJobDefinition nor a MonitoringJobDefinitionName",
+    require(bool(name), "the schedule has neither a MonitoringJobDefinition nor a "
+            "MonitoringJobDefinitionName",
             "give it the monitoring job definition of task 4")
     try:
         definition = sm.describe_data_quality_job_definition(JobDefinitionName=name)
@@ -197,7 +201,8 @@ def _schedule_definition(sm, config: dict) -> tuple[dict, str, dict]:
         fail(f"the schedule's job definition {name!r} does not exist",
              "create it (create_data_quality_job_definition) before the schedule")
     outputs = (definition.get("DataQualityJobOutputConfig") or {}).get("MonitoringOutputs") or [{}]
-    return (definition.get("DataQualityBaselineConfig") or {}, outputs[0].get("S3Output", {}).get("S3Uri", ""),
+    return (definition.get("DataQualityBaselineConfig") or {},
+            outputs[0].get("S3Output", {}).get("S3Uri", ""),
             (definition.get("JobResources") or {}).get("ClusterConfig") or {})
 
 
