@@ -164,7 +164,8 @@ def judge(mutant: dict, cells: dict, got: dict, reasons: list[str]) -> dict:
     lost = [name for name in cells if got.get(name) is not None and got[name] < cells[name]["points"]]
     return {"id": mutant["id"], "kind": mutant["kind"], "expected": expected, "got": got, "unknown": unknown,
             "reason": fragment, "found": found, "reasons": reasons,
-            "expect_cells": sorted(mutant["expect"]), "caught_by": sorted({c for name in lost for c in cells[name]["checks"]}),
+            "expect_cells": sorted(mutant["expect"]),
+            "caught_by": sorted({c for name in lost for c in cells[name]["checks"]}),
             "ok": scores_ok and found is not False,
             "pending": bool(mutant.get("new_pipeline")) and not (scores_ok and found is not False)}
 
