@@ -11,7 +11,7 @@ PIP := $(BIN)/pip install -q --disable-pip-version-check
 # pip here warns about unused local index folders; keep the log readable without hiding failures
 QUIET := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: venv test test-fast book lab release grade selfcheck course bench clean
+.PHONY: venv test test-fast book lab release grade selfcheck mutants course bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
@@ -47,6 +47,9 @@ grade: $(STAMP)
 
 selfcheck: $(STAMP)
 	$(BIN)/python -m grader selfcheck $(LAB)
+
+mutants: $(STAMP)
+	$(BIN)/python -m grader mutants $(LAB) --jobs $(JOBS)
 
 course: $(STAMP)
 	$(BIN)/python -m grader course

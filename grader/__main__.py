@@ -1,5 +1,5 @@
-"""``python -m grader release|autograde|selfcheck|course`` (the Makefile's release, grade,
-selfcheck and course targets)."""
+"""``python -m grader release|autograde|selfcheck|mutants|course`` (the Makefile's release, grade,
+selfcheck, mutants and course targets)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("lab", nargs="?")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
 
+    p = sub.add_parser("mutants", help="grade each lab's mutant catalog (tests/mutants/labNN.yaml): "
+                       "mistakes lose the listed points, alternatives keep full marks")
+    p.add_argument("lab", nargs="?", help="a lab id or number; default: every lab with a catalog")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+
     p = sub.add_parser("course", help="run every solution notebook on the local AWS: status, score, time")
     p.add_argument("lab", nargs="?")
 
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         from grader.selfcheck import selfcheck
 
         return 0 if selfcheck(root, args.lab, jobs=args.jobs) else 1
+    if args.command == "mutants":
+        from grader.mutants import mutants
+
+        return 0 if mutants(root, args.lab, jobs=args.jobs) else 1
     if args.command == "course":
         from grader.run_course import run_course
 

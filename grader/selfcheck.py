@@ -26,13 +26,10 @@ def selfcheck(root: Path, lab: str | None = None, *, jobs: int | None = None,
     chosen = labs(root, lab)
     rows = []
     with tempfile.TemporaryDirectory(prefix="grader-selfcheck-") as tmp:
-        course = Path(scratch or tmp)
-        course.mkdir(parents=True, exist_ok=True)
-        shutil.copy(config_file(root), course / "nbgrader_config.py")
+        course = scratch_course(root, Path(scratch or tmp))
         for name in chosen:
             t0 = time.monotonic()
-            shutil.copytree(root / "solutions" / name, course / "solutions" / name, dirs_exist_ok=True)
-            build(course, name, course / "labs" / name) if not (course / "labs" / name).exists() else None
+            stage_lab(root, course, name)
             shutil.copytree(course / "solutions" / name, course / "submitted" / "solution" / name,
                             dirs_exist_ok=True)
             shutil.copytree(course / "labs" / name, course / "submitted" / "blank" / name, dirs_exist_ok=True)
@@ -50,6 +47,20 @@ def selfcheck(root: Path, lab: str | None = None, *, jobs: int | None = None,
     if not quiet:
         print(render(rows))
     return Result(rows)
+
+
+def scratch_course(root: Path, course: Path) -> Path:
+    """A scratch course directory (its own gradebook) with the repo's nbgrader configuration."""
+    course.mkdir(parents=True, exist_ok=True)
+    shutil.copy(config_file(root), course / "nbgrader_config.py")
+    return course
+
+
+def stage_lab(root: Path, course: Path, name: str) -> None:
+    """Copy the lab's source folder into the scratch course and build its released copy there."""
+    shutil.copytree(root / "solutions" / name, course / "solutions" / name, dirs_exist_ok=True)
+    if not (course / "labs" / name).exists():
+        build(course, name, course / "labs" / name)
 
 
 class Result(list):

@@ -30,6 +30,7 @@ def test_solution_state_passes_every_check(local_aws, lab):
     lab06.check_quality(lab["missing"], lab["no_weather"])
     lab06.check_features(lab["features"], lab["class_balance"])
     lab06.check_split(local_aws)
+    lab06.check_split(local_aws, lab["features"])
 
 
 def test_loading_mistakes(lab):
@@ -80,6 +81,12 @@ def test_feature_mistakes(lab):
           match="class_balance", explained=True)
     fails(lab06.check_features, features.assign(day_of_week=features["day_of_week"] + 1),
           lab["class_balance"], match="day_of_week", explained=True)
+    fails(lab06.check_features, features.drop(columns="dest"), lab["class_balance"],
+          match=r"lacks \['dest'\]", explained=True)
+    fails(lab06.check_features, features.assign(temp=features["temp"].fillna(0.0) / 100), lab["class_balance"],
+          match="does not hold the flights' temp", explained=True)
+    fails(lab06.check_features, features.assign(carrier=features["carrier"].str.lower()), lab["class_balance"],
+          match="carrier codes", explained=True)
 
 
 def _put(local_aws, frame, key):
@@ -105,6 +112,18 @@ def test_split_mistakes(local_aws, lab):
     fails(lab06.check_split, local_aws, match="does not exist", explained=True)
     exec_cells(NOTEBOOK, "task5-solution", ns=lab)  # restore
     lab06.check_split(local_aws)
+    # a task-4 label mistake (> 15) is task 4's: the split of those features is a correct task 5
+    strict = features.assign(delayed=(flights["dep_delay"] > 15).astype(int))
+    _put(local_aws, strict[strict["month"] <= 6], lab06.TRAIN_KEY)
+    _put(local_aws, strict[strict["month"] >= 7], lab06.VALIDATION_KEY)
+    lab06.check_split(local_aws, strict)
+    # ... but halves whose labels are not the features' are task 5's mistake
+    fails(lab06.check_split, local_aws, features, match="delayed rate is .*rate of these months in features",
+          explained=True)
+    _put(local_aws, strict[strict["month"] <= 6].drop(columns="dest"), lab06.TRAIN_KEY)
+    fails(lab06.check_split, local_aws, strict, match="train has the columns", explained=True)
+    exec_cells(NOTEBOOK, "task5-solution", ns=lab)  # restore
+    lab06.check_split(local_aws, features)
 
 
 def test_cleanup_check(local_aws, lab):
@@ -115,6 +134,39 @@ def test_cleanup_check(local_aws, lab):
     lab["run"]("CREATE DATABASE eda_db", database="default")
     exec_cells(NOTEBOOK, "cleanup-solution", ns=lab)
     lab06.check_cleanup(local_aws)
+    # graded alone, prepare() leaves the course bucket versioned as labs 02-05 do: a clean-up that deletes
+    # only current objects leaves old versions, which the check names
+    s3, bucket = local_aws.client("s3"), local_aws.bucket
+    before = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    try:
+        lab06.prepare(local_aws)
+        lab06.prepare(local_aws)  # idempotent
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        s3.put_object(Bucket=bucket, Key="athena-results/lab06/plain.csv", Body=b"x")
+        s3.delete_object(Bucket=bucket, Key="athena-results/lab06/plain.csv")
+        fails(lab06.check_cleanup, local_aws, match="old version.*delete every version", explained=True)
+        exec_cells(NOTEBOOK, "cleanup-solution", ns=lab)
+        lab06.check_cleanup(local_aws)
+    finally:
+        if before != "Enabled":
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+
+
+def test_prepare_creates_the_course_bucket(local_aws):
+    """prepare() on an account without the course bucket creates it, versioned."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Other:
+        client: object
+        bucket: str
+        region: str = "us-east-1"
+
+    other = Other(local_aws.client, f"lab06-prepare-{id(local_aws) % 10_000}")
+    s3 = local_aws.client("s3")
+    lab06.prepare(other)
+    assert s3.get_bucket_versioning(Bucket=other.bucket)["Status"] == "Enabled"
+    s3.delete_bucket(Bucket=other.bucket)
 
 
 @pytest.mark.slow

@@ -35,7 +35,9 @@ GOOD_RANGES = {
     "ContinuousParameterRanges": [{"Name": "learning-rate", "MinValue": "0.02", "MaxValue": "0.3",
                                    "ScalingType": "Logarithmic"}],
     "IntegerParameterRanges": [{"Name": "max-depth", "MinValue": "2", "MaxValue": "8", "ScalingType": "Auto"},
-                               {"Name": "max-iter", "MinValue": "50", "MaxValue": "300", "ScalingType": "Auto"}]}
+                               {"Name": "max-iter", "MinValue": "50", "MaxValue": "300", "ScalingType": "Auto"},
+                               {"Name": "min-samples-leaf", "MinValue": "10", "MaxValue": "200",
+                                "ScalingType": "Auto"}]}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def _tune(aws, wait=True, strategy="Bayesian", metric="validation:auc", kind="Ma
         HyperParameterTuningJobConfig={
             "Strategy": strategy, "HyperParameterTuningJobObjective": {"Type": kind, "MetricName": metric},
             "ResourceLimits": {"MaxNumberOfTrainingJobs": jobs, "MaxParallelTrainingJobs": parallel},
-            "ParameterRanges": ranges or GOOD_RANGES, "RandomSeed": 1})
+            "ParameterRanges": ranges or GOOD_RANGES, "RandomSeed": 42})
     if not wait:  # only the configuration matters: stop it to save the machine's cores
         sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     deadline = time.monotonic() + 240
@@ -120,7 +122,11 @@ def test_checks_on_wrong_and_good_states(aws):
             "Name": "learning-rate", "MinValue": "0.02", "MaxValue": "0.3", "ScalingType": "Linear"}]}),
          "on a Linear scale"),
         (dict(ranges={"ContinuousParameterRanges": GOOD_RANGES["ContinuousParameterRanges"]}),
-         "tunes only learning-rate"),
+         "tunes learning-rate —"),
+        (dict(ranges={**GOOD_RANGES, "IntegerParameterRanges": [
+            {**r, "MaxValue": "10"} if r["Name"] == "max-depth" else r
+            for r in GOOD_RANGES["IntegerParameterRanges"]]}), "max-depth is searched over 2–10"),
+        (dict(jobs=10), "allows 10 training jobs"),
     ]
     for settings, message in wrong:
         _tune(aws, wait=False, **settings)
@@ -142,6 +148,15 @@ def test_checks_on_wrong_and_good_states(aws):
     fails(lab08.check_improvement, aws, match="the baseline 0.9900")
     _baseline(aws, 0.6)
     lab08.check_improvement(aws)
+    best_value = aws.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)[
+        "BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    lab08.check_improvement(aws, best_value, best_value - 0.6)
+    fails(lab08.check_improvement, aws, best_value + 0.05, best_value - 0.55, match="best_auc is")
+    fails(lab08.check_improvement, aws, best_value, 0.6 - best_value, match="improvement is")
+    fails(lab08.check_improvement, aws, best_value, "n/a", match="improvement is 'n/a', not a number")
+    # tuned on train:auc: its best value is not comparable with the baseline's validation:auc
+    _tune(aws, metric="train:auc", jobs=2)
+    fails(lab08.check_improvement, aws, match="objective value is its train:auc")
 
     lab08.check_cleanup(aws)
     sm = aws.client("sagemaker")

@@ -173,9 +173,11 @@ def test_check_autoscaling_wrong_states(local_aws, solved):
         aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=dim,
                                      MinCapacity=low, MaxCapacity=high)
 
-    def policy(kind="TargetTrackingScaling", metric="SageMakerVariantInvocationsPerInstance", target=100.0):
+    def policy(kind="TargetTrackingScaling", metric="SageMakerVariantInvocationsPerInstance", target=100.0,
+               scale_in=300):
         config = {"TargetTrackingScalingPolicyConfiguration": {
-            "TargetValue": target, "PredefinedMetricSpecification": {"PredefinedMetricType": metric}}} \
+            "TargetValue": target, "PredefinedMetricSpecification": {"PredefinedMetricType": metric},
+            "ScaleOutCooldown": 60, "ScaleInCooldown": scale_in}} \
             if kind == "TargetTrackingScaling" else {"StepScalingPolicyConfiguration": {
                 "AdjustmentType": "ChangeInCapacity", "StepAdjustments": [{"MetricIntervalLowerBound": 0,
                                                                            "ScalingAdjustment": 1}]}}
@@ -196,6 +198,8 @@ def test_check_autoscaling_wrong_states(local_aws, solved):
                                   ResourceId=resource, ScalableDimension=dim)
         policy(metric="SageMakerVariantCPUUtilization")
         fails(lab09.check_autoscaling, local_aws, match="tracks 'SageMakerVariantCPUUtilization'")
+        policy(scale_in=60)
+        fails(lab09.check_autoscaling, local_aws, match="cool-downs are 60 s out / 60 s in")
     finally:
         register(1, 4)
         policy()
@@ -256,4 +260,7 @@ def test_check_cleanup(local_aws, solved):
     fails(lab09.check_cleanup, local_aws, match="model 'flights-delay-hgb' still exists")
     for name in (ns["MODEL"], ns["CHALLENGER_MODEL"]):
         sm.delete_model(ModelName=name)
+    fails(lab09.check_cleanup, local_aws, match="endpoint configuration\\(s\\) .* still exist")
+    for name in ("CONFIG", "AB_CONFIG"):
+        sm.delete_endpoint_config(EndpointConfigName=ns[name])
     lab09.check_cleanup(local_aws)

@@ -140,9 +140,43 @@ def test_check_schedule_and_drift_wrong_states(local_aws, solved):
         other["MonitoringJobDefinition"]["BaselineConfig"]["StatisticsResource"]["S3Uri"] = "s3://x/statistics.json"
         sm.update_monitoring_schedule(MonitoringScheduleName=lab10.SCHEDULE, MonitoringScheduleConfig=other)
         fails(lab10.check_schedule, local_aws, violations, match="statistics baseline is 's3://x")
+        # the SDK's DefaultModelMonitor.create_monitoring_schedule: a named data-quality job definition
+        inline = config["MonitoringJobDefinition"]
+        for name, stats_uri in (("lab10-test-dq-good", inline["BaselineConfig"]["StatisticsResource"]["S3Uri"]),
+                                ("lab10-test-dq-bad", "s3://x/statistics.json")):
+            sm.create_data_quality_job_definition(
+                JobDefinitionName=name, DataQualityBaselineConfig={
+                    "ConstraintsResource": inline["BaselineConfig"]["ConstraintsResource"],
+                    "StatisticsResource": {"S3Uri": stats_uri}},
+                DataQualityAppSpecification=inline["MonitoringAppSpecification"],
+                DataQualityJobInput={"EndpointInput": inline["MonitoringInputs"][0]["EndpointInput"]},
+                DataQualityJobOutputConfig=inline["MonitoringOutputConfig"],
+                JobResources=inline["MonitoringResources"], RoleArn=inline["RoleArn"])
+        named = {"ScheduleConfig": config["ScheduleConfig"], "MonitoringType": "DataQuality",
+                 "MonitoringJobDefinitionName": "lab10-test-dq-good"}
+        sm.update_monitoring_schedule(MonitoringScheduleName=lab10.SCHEDULE, MonitoringScheduleConfig=named)
+        lab10.check_schedule(local_aws, violations)
+        named["MonitoringJobDefinitionName"] = "lab10-test-dq-bad"
+        sm.update_monitoring_schedule(MonitoringScheduleName=lab10.SCHEDULE, MonitoringScheduleConfig=named)
+        fails(lab10.check_schedule, local_aws, violations, match="statistics baseline is 's3://x")
     finally:
         sm.update_monitoring_schedule(MonitoringScheduleName=lab10.SCHEDULE, MonitoringScheduleConfig=config)
     lab10.check_schedule(local_aws, violations)
+    # task 1's baseline on the drifted months is task 1's mistake: task 4 no longer requires the drift
+    s3, key = local_aws.client("s3"), "lab10/baseline/output/statistics.json"
+    saved = s3.get_object(Bucket=local_aws.bucket, Key=key)["Body"].read()
+    stats = json.loads(saved)
+    for feature in stats["features"]:
+        if feature["name"] == "temp":
+            feature["numerical_statistics"]["mean"] += 30
+    try:
+        s3.put_object(Bucket=local_aws.bucket, Key=key, Body=json.dumps(stats).encode())
+        assert not lab10._baseline_is_q1(local_aws)
+        lab10.check_schedule(local_aws, violations)
+        fails(lab10.check_schedule, local_aws, violations[:1], match="is not the list")
+    finally:
+        s3.put_object(Bucket=local_aws.bucket, Key=key, Body=saved)
+    assert lab10._baseline_is_q1(local_aws) and lab10._capture_is_q3(local_aws)
     # PSI / KS
     fails(lab10.check_drift_table, local_aws, table.drop(columns="ks"),
           match="lacks the column\\(s\\) \\['ks'\\]")
@@ -214,4 +248,7 @@ def test_check_cleanup(local_aws, solved):
     fails(lab10.check_cleanup, local_aws, match="model 'flights-drift-q1' still exists")
     for name in (ns["MODEL"], ns["RETRAINED_MODEL"]):
         sm.delete_model(ModelName=name)
+    fails(lab10.check_cleanup, local_aws, match="endpoint configuration\\(s\\) .* still exist")
+    for name in ("CONFIG", "RETRAINED_CONFIG"):
+        sm.delete_endpoint_config(EndpointConfigName=ns[name])
     lab10.check_cleanup(local_aws)

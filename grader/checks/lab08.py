@@ -69,8 +69,24 @@ def check_tuning_job(aws) -> None:
     require(tuned["learning-rate"].get("ScalingType") == "Logarithmic",
             f"learning-rate is searched on a {tuned['learning-rate'].get('ScalingType', 'Auto')} scale",
             "a learning rate spans orders of magnitude: scaling_type='Logarithmic'")
-    require(len(tuned) >= 3, f"tuning job {name} tunes only {', '.join(tuned)}",
-            "tune at least three hyper-parameters (e.g. learning-rate, max-depth, max-iter)")
+    want = {"learning-rate": (0.02, 0.3), "max-depth": (2, 8), "max-iter": (50, 300),
+            "min-samples-leaf": (10, 200)}
+    require(set(tuned) == set(want), f"tuning job {name} tunes {', '.join(sorted(tuned))}",
+            "tune exactly learning-rate, max-depth, max-iter and min-samples-leaf")
+    for key, (low, high) in want.items():
+        got = (float(tuned[key]["MinValue"]), float(tuned[key]["MaxValue"]))
+        require(got == (low, high), f"{key} is searched over {got[0]:g}–{got[1]:g}",
+                f"search {key} over {low:g}–{high:g}")
+    integers = {r["Name"] for r in ranges.get("IntegerParameterRanges", [])}
+    require(integers == {"max-depth", "max-iter", "min-samples-leaf"},
+            f"the integer ranges are {sorted(integers)}",
+            "max-depth, max-iter and min-samples-leaf are IntegerParameter ranges")
+    require(limits.get("MaxNumberOfTrainingJobs") == MIN_JOBS,
+            f"tuning job {name} allows {limits.get('MaxNumberOfTrainingJobs')} training jobs",
+            f"max_jobs={MIN_JOBS}")
+    require(config.get("RandomSeed") in (None, 42),
+            f"tuning job {name} uses random seed {config.get('RandomSeed')}",
+            "random_seed=42")
     status = job["HyperParameterTuningJobStatus"]
     require(status == "Completed", f"tuning job {name} is {status}"
             + (f" ({job['FailureReason']})" if job.get("FailureReason") else ""),
@@ -98,18 +114,37 @@ def check_trials(aws, trials, best_name) -> None:
             f"{best_name} is not the tuning job's BestTrainingJob", "read BestTrainingJob to confirm")
 
 
-def check_improvement(aws) -> None:
-    """Task 3: the best trial beats the lab 07 configuration trained on the same channels."""
+def check_improvement(aws, best_auc=None, improvement=None) -> None:
+    """Task 3: the best trial's validation AUC (read from BestTrainingJob) beats the lab 07 configuration
+    trained on the same channels, and the learner's best_auc / improvement are those numbers."""
     job = _latest_tuning_job(aws)
     best = job.get("BestTrainingJob")
-    require(best is not None, "the tuning job has no best training job", "run task 1 first")
+    require(best is not None, f"tuning job {job['HyperParameterTuningJobName']} has no best training job "
+            "(task 1 did not finish)", "complete task 1 first")
+    objective = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+    require(objective == "validation:auc",
+            f"the best trial's objective value is its {objective}, the baseline's "
+            "number is validation:auc: the two cannot be compared",
+            "compare validation AUCs: tune on validation:auc (task 1)")
     baseline = lab07._latest_job(aws, BASELINE_PREFIX, "run the setup cell that trains the baseline")
     baseline_auc = lab07._metric(baseline, "validation:auc")
     require(baseline_auc is not None, f"baseline job {baseline['TrainingJobName']} has no validation:auc",
             "re-run the setup cell")
-    best_auc = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
-    require(best_auc > baseline_auc,
-            f"the best trial scores {best_auc:.4f}, the baseline {baseline_auc:.4f}",
+    value = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    if best_auc is not None or improvement is not None:
+        claims = (("best_auc", best_auc, value), ("improvement", improvement, value - baseline_auc))
+        for name, got, want in claims:
+            try:
+                number = float(got)
+            except (TypeError, ValueError):
+                fail(f"{name} is {got!r}, not a number", "best_auc = the BestTrainingJob's "
+                     "FinalHyperParameterTuningJobObjectiveMetric value; "
+                     "improvement = best_auc - baseline_auc")
+            require(abs(number - want) < 1e-6, f"{name} is {number:.4f}, expected {want:.4f}",
+                    "best_auc = the BestTrainingJob's FinalHyperParameterTuningJobObjectiveMetric['Value']; "
+                    "improvement = best_auc - baseline_auc")
+    require(value > baseline_auc,
+            f"the best trial scores {value:.4f}, the baseline {baseline_auc:.4f}",
             "widen the ranges (more iterations, deeper trees) or allow more jobs")
 
 

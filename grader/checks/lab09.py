@@ -78,6 +78,13 @@ def _check_capture(capture: dict | None, where: str, bucket: str) -> None:
                 "capture both Input and Output")
 
 
+def _check_instances(variants: dict, config_name: str) -> None:
+    for name, variant in sorted(variants.items()):
+        got = (variant.get("InstanceType"), variant.get("InitialInstanceCount"))
+        require(got == ("ml.m5.large", 1), f"variant '{name}' of '{config_name}' runs on {got[1]} x {got[0]}",
+                "one ml.m5.large instance per variant (InitialInstanceCount=1)")
+
+
 def check_endpoint(aws) -> None:
     endpoint = _endpoint(aws)
     require(endpoint["EndpointStatus"] == "InService",
@@ -91,6 +98,7 @@ def check_endpoint(aws) -> None:
             f"(it has {sorted(variants)})", "name the variant 'champion'")
     require(variants["champion"]["ModelName"] == MODEL, "variant 'champion' serves "
             f"'{variants['champion']['ModelName']}'", f"serve the model '{MODEL}'")
+    _check_instances(variants, config["EndpointConfigName"])
     _check_capture(config.get("DataCaptureConfig"),
                    f"endpoint configuration '{config['EndpointConfigName']}'",
                    aws.bucket)
@@ -123,6 +131,13 @@ def check_invocations(aws, csv_predictions, json_predictions) -> None:
 
 
 def _check_captured_types(aws) -> None:
+    """Both content types reached the endpoint (judged from the capture, when task 2 made it capture
+    every request: a sampled capture is task 2's mistake, not evidence against task 3)."""
+    sm = aws.client("sagemaker")
+    config_name = _endpoint(aws)["EndpointConfigName"]
+    capture = sm.describe_endpoint_config(EndpointConfigName=config_name).get("DataCaptureConfig") or {}
+    if not capture.get("EnableCapture") or int(capture.get("InitialSamplingPercentage", 0)) != 100:
+        return
     s3 = aws.client("s3")
     seen = set()
     paginator = s3.get_paginator("list_objects_v2")
@@ -183,6 +198,7 @@ def check_traffic_split(aws, variant_counts) -> None:
     require(variants["champion"]["ModelName"] == MODEL and variants["challenger"]["ModelName"] == CHALLENGER_MODEL,
             "the variants serve " + ", ".join(f"{k}={v['ModelName']}" for k, v in sorted(variants.items())),
             f"champion serves '{MODEL}', challenger serves '{CHALLENGER_MODEL}'")
+    _check_instances(variants, config["EndpointConfigName"])
     weights = {k: float(v.get("InitialVariantWeight", 1.0)) for k, v in variants.items()}
     share = weights["champion"] / sum(weights.values())
     require(abs(share - 0.8) < 1e-6, f"the champion's weight share is {share:.0%}",
@@ -221,6 +237,11 @@ def check_autoscaling(aws) -> None:
             "track the predefined metric SageMakerVariantInvocationsPerInstance")
     require(config.get("TargetValue") == 100.0, f"the policy's target value is {config.get('TargetValue')}",
             "use TargetValue=100 invocations per instance per minute")
+    require(policy["PolicyName"] == "champion-invocations", f"the policy is named {policy['PolicyName']!r}",
+            "name it champion-invocations")
+    cooldowns = (config.get("ScaleOutCooldown"), config.get("ScaleInCooldown"))
+    require(cooldowns == (60, 300), f"the cool-downs are {cooldowns[0]} s out / {cooldowns[1]} s in",
+            "ScaleOutCooldown=60 and ScaleInCooldown=300 (scale in more slowly than out)")
 
 
 def check_batch_transform(aws, transform_job_name) -> None:
@@ -281,6 +302,10 @@ def check_cleanup(aws) -> None:
         except ClientError:
             continue
         fail(f"model '{name}' still exists", "delete it with sm.delete_model")
+    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs(
+        NameContains=ENDPOINT, MaxResults=100)["EndpointConfigs"]]
+    require(not configs, f"endpoint configuration(s) {configs} still exist",
+            "delete both with sm.delete_endpoint_config (CONFIG and AB_CONFIG)")
 
 
 def _bucket_exists(aws) -> bool:
