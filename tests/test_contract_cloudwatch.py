@@ -1,5 +1,4 @@
-"""Contract tests for CloudWatch alarm evaluation timing and GetMetricStatistics periods
-(CloudWatch user guide "Alarm evaluation"; API reference GetMetricStatistics)."""
+"""Contract tests for CloudWatch GetMetricStatistics periods (API reference GetMetricStatistics)."""
 
 from __future__ import annotations
 
@@ -7,29 +6,6 @@ import uuid
 from datetime import timedelta
 
 import boto3
-
-
-def _alarm(cw, metric, threshold):
-    name = f"a-{uuid.uuid4().hex[:8]}"
-    cw.put_metric_alarm(AlarmName=name, Namespace="Contract/CW", MetricName=metric, Statistic="Maximum",
-                        Period=60, EvaluationPeriods=1, Threshold=threshold,
-                        ComparisonOperator="GreaterThanThreshold")
-    return name
-
-
-def _state(cw, name):
-    return cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
-
-
-def test_new_alarm_over_existing_data_starts_insufficient_then_evaluates(local_aws):
-    cw = boto3.client("cloudwatch")
-    metric = f"M{uuid.uuid4().hex[:8]}"
-    cw.put_metric_data(Namespace="Contract/CW", MetricData=[{"MetricName": metric, "Value": 5.0}])
-    high = _alarm(cw, metric, 10)
-    assert _state(cw, high) == "INSUFFICIENT_DATA"  # not evaluated inside PutMetricAlarm
-    low = _alarm(cw, metric, 1)
-    local_aws.fast_forward(seconds=60)
-    assert (_state(cw, high), _state(cw, low)) == ("OK", "ALARM")
 
 
 def test_get_metric_statistics_timestamps_are_aligned_to_the_period(local_aws):

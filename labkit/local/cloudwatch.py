@@ -351,8 +351,9 @@ def _install_cloudwatch() -> None:
         else:
             _add_history(alarm, "ConfigurationUpdate", f'Alarm "{name}" created',
                          {"type": "Create", "version": "1.0"})
-        # AWS evaluates asynchronously (once a minute), never inside PutMetricAlarm: a new alarm
-        # reads INSUFFICIENT_DATA until the next evaluation (the clock tick / next PutMetricData)
+        # Documented deviation: AWS evaluates asynchronously (about once a minute), never inside
+        # PutMetricAlarm; lab 01's checks and tests expect the new state at once, so we evaluate here.
+        evaluate_alarm(self, alarm)
         return alarm
 
     models.CloudWatchBackend.put_metric_alarm = put_metric_alarm
