@@ -175,10 +175,16 @@ def test_all_string_csv_gets_no_header_like_aws(glue, local_aws):
     assert "skip.header.line.count" not in table["Parameters"]
 
 
-def test_crawl_into_missing_database_fails_with_reason(glue, raw):
-    name, states = _crawl(glue, f"missing_{uuid.uuid4().hex[:6]}", f"s3://{raw}/raw/weather/")
+def test_crawl_into_missing_database_creates_it(glue, raw):
+    """AWS's crawler creates its target database when it does not exist (AWS Glue developer guide)."""
+    database = f"missing_{uuid.uuid4().hex[:6]}"
+    with pytest.raises(ClientError):
+        glue.get_database(Name=database)
+    name, _states = _crawl(glue, database, f"s3://{raw}/raw/weather/")
     last = glue.get_crawler(Name=name)["Crawler"]["LastCrawl"]
-    assert last["Status"] == "FAILED" and "not found" in last["ErrorMessage"].lower()
+    assert last["Status"] == "SUCCEEDED", last.get("ErrorMessage")
+    assert glue.get_database(Name=database)["Database"]["Name"] == database
+    assert glue.get_tables(DatabaseName=database)["TableList"]
 
 
 def test_schedules_validated_and_update_crawler(glue, raw):

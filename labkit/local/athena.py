@@ -625,13 +625,27 @@ def _referenced_columns(sql: str) -> set[str] | None:
     return {m.group(1).lower() for m in re.finditer(r"\"?([A-Za-z_]\w*)\"?", masked)}
 
 
+def _using_as_on(sql: str) -> str:
+    masked = _mask_strings(sql)
+    out, last = [], 0
+    for m in re.finditer(r"\bUSING\s*\([^()]*\)", masked, flags=re.I):
+        out.append(sql[last:m.start()] + "ON TRUE")
+        last = m.end()
+    return "".join(out) + sql[last:]
+
+
 def _prepare(ctx: Ctx, sql: str, seen: set | None = None) -> None:
     """Create a DuckDB view for every catalog table / view the statement references."""
     seen = set() if seen is None else seen
     try:
         names = ctx.con.get_table_names(sql, qualified=True)
     except Exception as exc:
-        raise _translate(exc, sql) from None
+        # DuckDB's table-name extraction binds ``JOIN … USING (col)`` against tables that do not
+        # exist yet; the same statement with ``ON TRUE`` names the same tables
+        try:
+            names = ctx.con.get_table_names(_using_as_on(sql), qualified=True)
+        except Exception:
+            raise _translate(exc, sql) from None
     for ref in sorted(names):
         ref = re.sub(r"\s+AS\s+(\"[^\"]*\"|\S+)$", "", ref, flags=re.I)  # some duckdb versions append the alias
         parts = [_ident(p) for p in re.findall(r'"[^"]*"|[^.]+', ref)]

@@ -309,8 +309,10 @@ def _validation(message: str):
     return ValidationException(message)
 
 
-def _put_record_batch(self, delivery_stream_name, records):
-    """AWS's PutRecordBatch: limits checked, records appended to the stream's buffer in order."""
+def _put_record_batch(self, delivery_stream_name, records, _op="PutRecordBatch"):
+    """AWS's PutRecordBatch: limits checked, records appended to the stream's buffer in order.
+
+    ``_op`` names the API for the AWS/Firehose metrics (``PutRecord.*`` or ``PutRecordBatch.*``)."""
     from moto.firehose.exceptions import ResourceNotFoundException
 
     stream = self.delivery_streams.get(delivery_stream_name)
@@ -358,7 +360,9 @@ def _put_record_batch(self, delivery_stream_name, records):
             ("IncomingRecords", len(accepted), "Count"),
             ("IncomingBytes", sum(len(p) for p in accepted), "Bytes"),
             ("IncomingPutRequests", 1, "Count"),
-            ("PutRecordBatch.Records", len(payloads), "Count"),
+            (f"{_op}.Requests", 1, "Count"),
+            (f"{_op}.Bytes", sum(len(p) for p in payloads), "Bytes"),
+            *([("PutRecordBatch.Records", len(payloads), "Count")] if _op == "PutRecordBatch" else []),
             ("ThrottledRecords", failed, "Count")]))
         _flush(stream.delivery_stream_arn, now)
     _emit_metrics()
@@ -366,7 +370,7 @@ def _put_record_batch(self, delivery_stream_name, records):
 
 
 def _put_record(self, delivery_stream_name, record):
-    result = self.put_record_batch(delivery_stream_name, [record])
+    result = _put_record_batch(self, delivery_stream_name, [record], _op="PutRecord")
     response = result["RequestResponses"][0]
     if "ErrorCode" in response:
         from moto.firehose.exceptions import FirehoseException

@@ -497,7 +497,9 @@ def _crawl_targets(backend, crawler, crawl: LocalCrawl, messages: list[str]) -> 
     database = crawler.database_name
     if not database:
         raise _error("InvalidInputException", "The crawler has no DatabaseName to write tables to")
-    backend.get_database(database)  # EntityNotFoundException when missing
+    if database not in backend.databases:  # AWS's crawler creates its target database
+        backend.create_database(database, {"Name": database})
+        messages.append(f"[{crawl.crawl_id}] INFO : Created database {database}")
     targets = (crawler.targets or {}).get("S3Targets") or []
     if not targets:
         raise _error("InvalidInputException", "The crawler has no S3 targets")
