@@ -5,10 +5,12 @@ setting here applies to real grading and to the self-check alike.
 """
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
-                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbconvert.preprocessors.sanitize import SanitizeHTML
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
+                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput,
+                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
-from grader.preprocessors import LimitOutputSize, SandboxedExecute, ScrubHiddenTracebacks
+from grader.preprocessors import LimitOutputSize, RestoreCellMetadata, SandboxedExecute, ScrubHiddenTracebacks
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
@@ -42,10 +44,14 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.LimitOutput.max_lines = 500
 c.LimitOutputSize.max_chars = 20000
+# A submission's cell metadata is never trusted: it is restored from the gradebook first.
+c.Autograde.sanitize_preprocessors = [RestoreCellMetadata, ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                      OverwriteCells, CheckCellMetadata]
 # A learner who deletes a graded or locked cell gets it back (and run) from the gradebook copy.
 c.OverwriteCells.add_missing_cells = True
 
 # Feedback never shows hidden test source: tracebacks in hidden-test cells are cut to the message,
-# then the hidden blocks themselves are removed.
-c.GenerateFeedback.preprocessors = [GetGrades, ScrubHiddenTracebacks, ClearHiddenTests,
+# then the hidden blocks themselves are removed. Learner HTML (outputs and markdown) is sanitised:
+# no script, no event handler, no iframe reaches the feedback page.
+c.GenerateFeedback.preprocessors = [GetGrades, ScrubHiddenTracebacks, ClearHiddenTests, SanitizeHTML,
                                     CSSHTMLHeaderPreprocessor]

@@ -90,23 +90,37 @@ def reasons_from_notebooks(root: Path, lab: str, student: str, log: str = "") ->
         except Exception as exc:  # noqa: BLE001
             reasons.append(f"{path.name}: unreadable autograded notebook ({exc})")
             continue
+        own_error = None  # the first error in the learner's own cells since the last graded cell
         for cell in nb.cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             name = meta.get("grade_id", cell.get("id", "?"))
             if MISSING_NOTE in cell.get("source", ""):
                 reasons.append(f"{name}: deleted from the submission; restored from the lab and run")
-            if not meta.get("grade") or cell.cell_type != "code":
+            if cell.cell_type != "code":
+                continue
+            if not meta.get("grade"):
+                first = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+                if first is not None and own_error is None and first.get("ename") != "NotRun":
+                    own_error = f"{name}: {first.get('ename')}: {_first_line(first.get('evalue'))}"
                 continue
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
-                    message = (output.get("evalue") or "").strip().splitlines()
-                    reasons.append(f"{name} (-{meta.get('points', 0):g}): {output.get('ename')}: "
-                                   f"{message[0][:300] if message else ''}")
+                    reason = (f"{name} (-{meta.get('points', 0):g}): {output.get('ename')}: "
+                              f"{_first_line(output.get('evalue'))}")
+                    if own_error:
+                        reason += f" [first error in your own cell {own_error}]"
+                    reasons.append(reason)
                     break
                 if output.get("output_type") == "stream" and output.get("name") == "stderr":
                     reasons.append(f"{name} (-{meta.get('points', 0):g}): the cell wrote to stderr")
                     break
+            own_error = None
     return reasons
+
+
+def _first_line(text) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 _db_lock = threading.Lock()

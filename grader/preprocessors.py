@@ -235,6 +235,41 @@ class SandboxedExecute(GuardedExecute):
         return cell, resources
 
 
+class RestoreCellMetadata(NbGraderPreprocessor):
+    """Before nbgrader's own checks: every cell's nbgrader metadata comes from the gradebook, not
+    from the submission. A learner who marks a solution cell as graded, raises a cell's points or
+    invents a grade id gets the lab's own metadata back (nbgrader itself would stop at such a cell
+    and drop the whole submission)."""
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook, MissingEntry
+
+        info = resources.get("nbgrader", {})
+        try:
+            with Gradebook(info["db_url"]) as gb:
+                record = gb.find_notebook(info["notebook"], info["assignment"])
+                known = {c.name: c.locked for c in record.source_cells}
+                points = {c.name: c.max_score for c in record.grade_cells}
+                solutions = {c.name for c in record.solution_cells}
+                tasks = {c.name for c in record.task_cells}
+        except (KeyError, MissingEntry):
+            return nb, resources
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader")
+            if meta is None:
+                continue
+            name = meta.get("grade_id") if isinstance(meta, dict) else None
+            if name not in known:
+                del cell.metadata["nbgrader"]
+                continue
+            restored = {"grade_id": name, "schema_version": 3, "locked": known[name],
+                        "solution": name in solutions, "grade": name in points, "task": name in tasks}
+            if name in points:
+                restored["points"] = points[name]
+            cell.metadata["nbgrader"] = restored
+        return nb, resources
+
+
 class LimitOutputSize(NbGraderPreprocessor):
     """Truncate each cell's text output to ``max_chars`` characters (streams and text data)."""
 

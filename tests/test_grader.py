@@ -120,9 +120,7 @@ def test_hostile_batch_is_graded_completely_with_expected_scores(hostile):
              "was stopped"),
     ("exit", "the kernel died while running task1-solution"),
     ("deleted", "task2-check: deleted from the submission; restored from the lab and run"),
-    ("flood", "characters of output were cut"),
-    ("chatty", "output beyond 2,000,000 characters was discarded while the cell ran"),
-    ("network", "network access blocked (graded code may only use the local AWS): s3.amazonaws.com:443"),
+    ("network", "task1-solution: PermissionError: network access to s3.amazonaws.com:443 is blocked"),
     ("wrong", "task1-check (-6): AssertionError: hello.txt contains b'hello world'"),
 ])
 def test_every_lost_point_has_a_recorded_reason(hostile, student, reason):
@@ -131,6 +129,21 @@ def test_every_lost_point_has_a_recorded_reason(hostile, student, reason):
     with open(root / "autograded" / f"{gs.LAB}-report.csv") as handle:
         report = {row["student"]: row for row in csv.DictReader(handle)}
     assert reason in report[student]["reasons"]
+
+
+@pytest.mark.parametrize("student, notice", [
+    ("flood", "characters of output were cut"),
+    ("chatty", "output beyond 2,000,000 characters was discarded while the cell ran"),
+    ("network", "blocked network access to s3.amazonaws.com:443"),
+])
+def test_notices_are_kept_apart_from_lost_points(hostile, student, notice):
+    root, results, _ = hostile
+    assert any(notice in n for n in results[student]["notices"]), results[student]["notices"]
+    assert not any(notice in r for r in results[student]["reasons"])
+    with open(root / "autograded" / f"{gs.LAB}-report.csv") as handle:
+        report = {row["student"]: row for row in csv.DictReader(handle)}
+    assert notice in report[student]["notices"] and notice not in report[student]["reasons"]
+    assert results["good"]["reasons"] == [] and results["good"]["notices"] == []
 
 
 def test_good_submission_has_no_reasons_and_flood_is_truncated(hostile):

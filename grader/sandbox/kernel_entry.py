@@ -30,15 +30,17 @@ def main(argv: list[str]) -> None:
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     os.makedirs(work, exist_ok=True)
     uid = os.environ.pop("LABKIT_SANDBOX_UID", None)
-    if uid is not None:
-        drop_to(int(uid), [os.path.dirname(work), work, "/tmp"])
-    os.chdir(work)
     relay = subprocess.Popen([sys.executable, "-I", os.path.join(os.path.dirname(__file__), "relay.py"),
                               aws_socket, port], stdout=subprocess.PIPE, text=True, start_new_session=True)
     ready = relay.stdout.readline()
     if not ready.startswith("ready"):
         sys.exit("the sandbox's relay to the local AWS did not start")
     relay.stdout.close()
+    # The relay keeps the sandbox's uid of the start (a root grader's: exempt from the process limit),
+    # so a learner who exhausts that limit still reaches the local AWS; the kernel then drops.
+    if uid is not None:
+        drop_to(int(uid), [os.path.dirname(work), work, "/tmp"])
+    os.chdir(work)
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{ready.split()[1]}"
     os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *kernel_args])
 
