@@ -170,9 +170,24 @@ def judge(mutant: dict, cells: dict, got: dict, reasons: list[str]) -> dict:
             "pending": bool(mutant.get("new_pipeline")) and not (scores_ok and found is not False)}
 
 
+def one_per_check(mutants: list[dict], cells: dict) -> list[dict]:
+    """The smallest catalog slice the test suite grades: for every check the first mistake that
+    targets it, and the first valid alternative (``make mutants`` grades them all)."""
+    chosen: list[dict] = []
+    for check in sorted({c for cell in cells.values() for c in cell["checks"]}):
+        for m in mutants:
+            if m["kind"] == "mistake" and any(check in cells.get(n, {}).get("checks", []) for n in m["expect"]):
+                if m not in chosen:
+                    chosen.append(m)
+                break
+    chosen += [m for m in mutants if m["kind"] == "alternative"][:1]
+    return chosen
+
+
 def run_lab(root: Path, lab: str, *, jobs: int | None = None, scratch: Path | None = None,
-            quiet: bool = False) -> dict:
-    """Grade every mutant of ``lab``; return {lab, rows, uncovered, checks, seconds, ok}."""
+            quiet: bool = False, per_check: bool = False) -> dict:
+    """Grade every mutant of ``lab`` (``per_check``: one per check, see one_per_check); return
+    {lab, rows, uncovered, checks, seconds, ok}."""
     from grader.autograde import autograde
 
     root = Path(root).resolve()
@@ -183,6 +198,8 @@ def run_lab(root: Path, lab: str, *, jobs: int | None = None, scratch: Path | No
     checks = lab_checks(root, lab)
     named = {c for m in mutants if m["kind"] == "mistake" for name in m["expect"]
              for c in cells.get(name, {}).get("checks", [])}
+    if per_check:
+        mutants = one_per_check(mutants, cells)
     with tempfile.TemporaryDirectory(prefix="grader-mutants-") as tmp:
         course = scratch_course(root, Path(scratch or tmp))
         stage_lab(root, course, lab)

@@ -120,7 +120,8 @@ def test_hostile_batch_is_graded_completely_with_expected_scores(hostile):
              "was stopped"),
     ("exit", "the kernel died while running task1-solution"),
     ("deleted", "task2-check: deleted from the submission; restored from the lab and run"),
-    ("network", "task1-solution: PermissionError: network access to s3.amazonaws.com:443 is blocked"),
+    ("network", 'first error in your own cell task1-solution: EndpointConnectionError: Could not connect to '
+                'the endpoint URL: "https://s3.amazonaws.com/'),
     ("wrong", "task1-check (-6): AssertionError: hello.txt contains b'hello world'"),
 ])
 def test_every_lost_point_has_a_recorded_reason(hostile, student, reason):

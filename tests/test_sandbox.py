@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -104,6 +105,7 @@ print("network", results)
 
 PROCESSES = r'''
 import subprocess
+subprocess.Popen(["sh", "-c", f"setsid sh -c 'exec -a {MARKER} sleep 900' &"]).wait()
 started = 0
 try:
     for _ in range(2000):
@@ -111,7 +113,6 @@ try:
         started += 1
 except OSError as error:
     print("stopped by", error)
-subprocess.Popen(["sh", "-c", f"setsid sh -c 'exec -a {MARKER} sleep 900' &"]).wait()
 print("processes started", started)
 '''
 
@@ -285,7 +286,7 @@ def test_no_network_path_reaches_outside_or_the_grader(batch):
 
 def test_resource_abuse_is_bounded_and_nothing_outlives_grading(batch):
     text = graded_text(batch["root"], "processes")
-    started = int(text.split("processes started ")[1].split()[0].strip("\\n'\""))
+    started = int(re.search(r"processes started (\d+)", text).group(1))
     assert started < 600, f"{started} processes started: the process limit did not hold"
     alive = [p for p in Path("/proc").iterdir() if p.name.isdigit()
              and MARKER.encode() in (p / "cmdline").read_bytes() if (p / "cmdline").exists()]
@@ -302,4 +303,5 @@ def test_feedback_html_is_sanitised(batch):
     page = batch["root"] / "feedback" / "html" / gs.LAB / f"{gs.LAB}.html"
     text = page.read_text()
     assert "<b>hi</b>" in text or "hi" in text
-    assert "alert('pwned')" not in text and "onerror" not in text and "alert('md')" not in text
+    # the learner's code may show escaped in the source listing; no live script or handler may remain
+    assert "<script>alert" not in text and "<img src=x onerror" not in text and "<script>alert('md')" not in text
