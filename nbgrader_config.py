@@ -55,3 +55,4 @@ c.OverwriteCells.add_missing_cells = True
 # no script, no event handler, no iframe reaches the feedback page.
 c.GenerateFeedback.preprocessors = [GetGrades, ScrubHiddenTracebacks, ClearHiddenTests, SanitizeHTML,
                                     CSSHTMLHeaderPreprocessor]
+c.SanitizeHTML.enabled = True  # nbconvert's preprocessor is off unless enabled

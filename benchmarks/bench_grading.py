@@ -8,6 +8,8 @@ Three timings, each in its own scratch course:
   stock    `nbgrader autograde 00-sample` (one process, sequential; nbgrader's default preprocessors)
   grader   `python -m grader autograde 00-sample --jobs 2 --no-feedback` (register + grade + CSV)
   nbclient the same 20 notebooks executed one after another with nbclient, nothing else
+  open     `... autograde --jobs 1 --unsandboxed`: the sandbox's added cost per submission is
+           (grader --jobs 1 - open) / submissions
 Run: ``.venv/bin/python benchmarks/bench_grading.py [--submissions 20] [--jobs 2]``.
 """
 
@@ -128,13 +130,18 @@ def main() -> None:
         t_ours1 = timed([sys.executable, "-m", "grader", "--root", str(ours1), "autograde", gs.LAB,
                          "--jobs", "1", "--no-feedback"], REPO, "grader1")
 
+        opened = make_course(tmp / "open", n)
+        t_open = timed([sys.executable, "-m", "grader", "--root", str(opened), "autograde", gs.LAB,
+                        "--jobs", "1", "--no-feedback", "--unsandboxed"], REPO, "unsandboxed1")
+
         plain = make_course(tmp / "plain", n)
         t_plain = nbclient_run(plain)
 
     result = {
         "submissions": n, "cpus": os.cpu_count(), "jobs": args.jobs,
         "stock_nbgrader_s": round(t_stock, 1), f"grader_jobs{args.jobs}_s": round(t_ours, 1),
-        "grader_jobs1_s": round(t_ours1, 1), "nbclient_s": round(t_plain, 1),
+        "grader_jobs1_s": round(t_ours1, 1), "unsandboxed_jobs1_s": round(t_open, 1),
+        "sandbox_added_s_per_submission": round((t_ours1 - t_open) / n, 2), "nbclient_s": round(t_plain, 1),
         "speedup_vs_stock": round(t_stock / t_ours, 2),
         "grader_jobs1_over_nbclient": round(t_ours1 / t_plain, 2),
         "stock_over_nbclient": round(t_stock / t_plain, 2),
@@ -148,6 +155,8 @@ def main() -> None:
     print(f"  stock nbgrader autograde (sequential) {t_stock:7.1f} s")
     print(f"  grader autograde --jobs {args.jobs:<13}{t_ours:7.1f} s   speed-up x{t_stock / t_ours:.2f}")
     print(f"  grader autograde --jobs 1             {t_ours1:7.1f} s")
+    print(f"  grader --jobs 1 --unsandboxed         {t_open:7.1f} s   sandbox adds "
+          f"{(t_ours1 - t_open) / n:.2f} s per submission")
     print(f"  plain nbclient execution              {t_plain:7.1f} s")
     print(f"  grading overhead over nbclient: grader --jobs 1 x{t_ours1 / t_plain:.2f}, "
           f"stock nbgrader x{t_stock / t_plain:.2f}")

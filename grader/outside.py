@@ -109,8 +109,8 @@ def _export(names, folder, nonce, user):
 
 def export_code(names: list[str], folder: str, nonce: str) -> str:
     """Code sent to the kernel to export ``names`` (kept out of the learner's namespace)."""
-    return (f"exec(compile({EXPORT_SOURCE!r} + '\\n_export({names!r}, {folder!r}, {nonce!r}, _u)',"
-            f" '<grader export>', 'exec'), {{'_u': globals()}})")
+    source = EXPORT_SOURCE + f"\n_export({names!r}, {folder!r}, {nonce!r}, _u)\n"
+    return f"exec(compile({source!r}, '<grader export>', 'exec'), {{'_u': globals()}})"
 
 
 def read_export(folder: str, nonce: str) -> dict:

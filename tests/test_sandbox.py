@@ -270,7 +270,10 @@ def test_course_files_are_byte_identical_and_no_secret_or_hidden_source_leaks(ba
                     leaks.append(str(path))
     assert not leaks
     spied = graded_text(root, "spy")
-    assert "spy read {}" in spied  # nothing of the course, the peers or the instructor was readable
+    read = re.findall(r"'(/[^']+)': b", spied.split("spy read ", 1)[1].split("spy env", 1)[0])
+    # nothing of the course, the peers or the instructor was readable; only its own processes
+    assert "spy read" in spied and all(path.startswith("/proc/") for path in read), read
+    assert SECRET not in spied
 
 
 def test_tampering_inside_the_kernel_changes_no_check(batch):

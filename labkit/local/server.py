@@ -259,4 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this __main__ copy: engines register their control routes
+    # in ``labkit.local.server``.
+    from labkit.local.server import main as _main
+
+    raise SystemExit(_main())
