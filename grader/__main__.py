@@ -10,8 +10,6 @@ from pathlib import Path
 
 from grader.course import REPO, drop_credentials, labs
 
-drop_credentials()
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
@@ -45,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("lab", nargs="?")
 
     args = parser.parse_args(argv)
+    drop_credentials()  # before any lab code runs, this process holds no AWS credentials
     root = args.root.resolve()
     if args.command == "release":
         from grader.release import release

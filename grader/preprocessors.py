@@ -33,8 +33,6 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 from grader.course import drop_credentials
 
-drop_credentials()  # stock `nbgrader autograde` imports this module from nbgrader_config.py
-
 EVENTS: list[tuple[str, str]] = []
 NOTICES: list[tuple[str, str]] = []
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
@@ -170,6 +168,7 @@ class SandboxedExecute(GuardedExecute):
             raise RuntimeError(f"no sandbox for graded code: {sandbox.unavailable()}. Install it, or set "
                                "c.SandboxedExecute.sandbox = False for a trusted class (python -m grader "
                                "autograde --unsandboxed)")
+        drop_credentials()  # the grading process (stock `nbgrader autograde` too) holds none
         lab = ((resources or {}).get("nbgrader") or {}).get("assignment")
         self._world = SubmissionWorld(self.limits(), sandboxed=self.sandbox)
         self._world.start()
