@@ -103,10 +103,13 @@ def test_raw_catalog_failed_crawl(aws):
     glue = aws.client("glue")
     glue.create_crawler(Name=lab05.RAW_CRAWLER, Role=role, DatabaseName=lab05.DATABASE,
                         Schedule="cron(0 6 * * ? *)",
-                        Targets={"S3Targets": [{"Path": f"s3://{aws.bucket}/raw/flights/"}]})
-    glue.start_crawler(Name=lab05.RAW_CRAWLER)  # the database was never created
+                        Targets={"S3Targets": [{"Path": f"s3://{aws.bucket}-typo/raw/flights/"}]})
+    glue.start_crawler(Name=lab05.RAW_CRAWLER)  # a bucket that does not exist: the crawl fails
     while glue.get_crawler(Name=lab05.RAW_CRAWLER)["Crawler"]["State"] != "READY":
         time.sleep(0.05)
+    # the path fixed afterwards, but never crawled again
+    glue.update_crawler(Name=lab05.RAW_CRAWLER,
+                        Targets={"S3Targets": [{"Path": f"s3://{aws.bucket}/raw/flights/"}]})
     fails(lab05.check_raw_catalog, aws, match="last crawl is FAILED")
 
 
