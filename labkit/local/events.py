@@ -47,7 +47,8 @@ from typing import Any, Callable, Iterable
 from labkit.backend import LOCAL_ACCOUNT_ID
 from labkit.local import clock
 
-__all__ = ["put_aws_event", "register_target", "matches", "validate_pattern"]
+__all__ = ["put_aws_event", "register_target", "matches", "validate_pattern",
+           "training_job_state_change", "endpoint_state_change"]
 
 _log = logging.getLogger("labkit.events")
 _handlers: dict[str, Callable[[dict, Any], None]] = {}
@@ -70,6 +71,52 @@ def put_aws_event(source: str, detail_type: str, detail: dict, *, resources: Ite
         _dispatch(account, region, "default", event)
     except Exception:
         _log.exception("could not put the %s event %r", source, detail_type)
+
+
+# --- SageMaker's own events (one-line calls at the engines' status transitions) -----------------
+_TRAINING_FIELDS = ("TrainingJobName", "TrainingJobArn", "TrainingJobStatus", "SecondaryStatus",
+                    "FailureReason", "HyperParameters", "AlgorithmSpecification", "RoleArn",
+                    "InputDataConfig", "OutputDataConfig", "ResourceConfig", "StoppingCondition",
+                    "CreationTime", "TrainingStartTime", "TrainingEndTime", "LastModifiedTime",
+                    "SecondaryStatusTransitions", "FinalMetricDataList", "ModelArtifacts")
+_ENDPOINT_FIELDS = ("EndpointName", "EndpointArn", "EndpointConfigName", "ProductionVariants",
+                    "EndpointStatus", "FailureReason", "CreationTime", "LastModifiedTime")
+
+
+def _epoch_millis(value: Any) -> Any:
+    """SageMaker's events carry times as epoch milliseconds (numbers), unlike the API's ISO text."""
+    from datetime import datetime, timezone
+
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return int(aware.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {k: _epoch_millis(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_epoch_millis(v) for v in value]
+    return value
+
+
+def _sagemaker_event(resource, detail_type: str, fields: tuple) -> None:
+    try:
+        response = resource.response_object
+        detail = {k: _epoch_millis(response[k]) for k in fields if response.get(k) not in (None, "")}
+        detail["Tags"] = {t["Key"]: t["Value"] for t in getattr(resource, "tags", None) or []}
+        arn = resource.arn
+        put_aws_event("aws.sagemaker", detail_type, detail, resources=[arn],
+                      account=arn.split(":")[4], region=arn.split(":")[3])
+    except Exception:
+        _log.exception("could not put the %r event", detail_type)
+
+
+def training_job_state_change(job) -> None:
+    """'SageMaker Training Job State Change' for a moto FakeTrainingJob (call after a status change)."""
+    _sagemaker_event(job, "SageMaker Training Job State Change", _TRAINING_FIELDS)
+
+
+def endpoint_state_change(endpoint) -> None:
+    """'SageMaker Endpoint State Change' for a moto FakeEndpoint (call after a status change)."""
+    _sagemaker_event(endpoint, "SageMaker Endpoint State Change", _ENDPOINT_FIELDS)
 
 
 # --- event patterns -----------------------------------------------------------------------------
