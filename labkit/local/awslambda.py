@@ -429,6 +429,19 @@ def _response_invoke_async(self):
         _request.invoke_async = False
 
 
+def _send_sns_message(self, function_name, message, subject=None, qualifier=None):
+    """SNS invokes a subscribed function asynchronously (moto's call would block the publish),
+    with the SNS event record (moto does not pass the topic ARN down to here)."""
+    from labkit.local.server import background
+
+    fn = self._lambdas.get_function_by_name_or_arn_with_qualifier(function_name, qualifier)
+    stamp = f"{clock.now():%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+    event = {"Records": [{"EventVersion": "1.0", "EventSource": "aws:sns", "Sns": {
+        "Type": "Notification", "MessageId": str(uuid.uuid4()), "Subject": subject,
+        "Message": message, "Timestamp": stamp, "SignatureVersion": "1", "MessageAttributes": {}}}]}
+    background(run, fn, event)
+
+
 def install() -> None:
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.awslambda.responses import LambdaResponse
@@ -436,5 +449,7 @@ def install() -> None:
     _ORIGINAL.setdefault("create_function", LambdaBackend.create_function)
     LambdaBackend.create_function = _create_function
     LambdaFunction.invoke = _invoke
+    _ORIGINAL.setdefault("send_sns_message", LambdaBackend.send_sns_message)
+    LambdaBackend.send_sns_message = _send_sns_message
     _ORIGINAL.setdefault("invoke_async", LambdaResponse.invoke_async)
     LambdaResponse.invoke_async = _response_invoke_async
