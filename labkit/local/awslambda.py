@@ -32,6 +32,8 @@ import json
 import logging
 import os
 import re
+import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,7 +66,8 @@ RESERVED_VARIABLES = {
 BOOTSTRAP = r'''
 import importlib, json, os, resource, sys, time, traceback
 
-request_id, deadline, result_path = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+request_id, timeout, result_path, ready_fd = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+deadline = None
 task_root = os.environ["LAMBDA_TASK_ROOT"]
 sys.path.insert(0, task_root)
 
@@ -128,6 +131,10 @@ def main():
         exc = AttributeError(function_name)
         return finish(None, failure(exc, "Runtime.HandlerNotFound",
                                     f"Handler '{function_name}' missing on module '{module_name}'"))
+    global deadline
+    os.write(ready_fd, b"i")  # init is over: the function's timeout starts now, as on AWS
+    os.close(ready_fd)
+    deadline = time.time() + timeout
     try:
         result = function(event, LambdaContext())
     except Exception as exc:
@@ -260,6 +267,42 @@ def _write_logs(fn, stream: str, lines: list[str]) -> None:
                         [{"timestamp": stamp, "message": line} for line in lines])
 
 
+INIT_LIMIT_SECONDS = 10.0  # AWS's limit on the init phase (imports), outside the function timeout
+
+
+def _execute(argv: list[str], env: dict, cwd: Path, timeout: float):
+    """Run the bootstrap: init (imports) may take up to 10 s, then the handler ``timeout`` seconds.
+    Returns (output, timed out, exit code, init milliseconds, monotonic time the handler started)."""
+    ready_read, ready_write = os.pipe()
+    begun = time.monotonic()
+    process = subprocess.Popen([*argv, str(ready_write)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                               start_new_session=True, pass_fds=(ready_write,))
+    os.close(ready_write)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
+    reader.start()
+    try:  # readable when the handler starts, or at EOF when the process ended during init
+        ready = select.select([ready_read], [], [], INIT_LIMIT_SECONDS)[0]
+    finally:
+        os.close(ready_read)
+    started = time.monotonic()
+    timed_out = not ready
+    if not timed_out:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the handler's own children too: nothing outlives it
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+    reader.join(5)
+    return (b"".join(chunks).decode(errors="replace"), timed_out, process.returncode,
+            (started - begun) * 1000, started)
+
+
 def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | None, str]:
     """Run one invocation; returns (payload, function error or None, the invocation's log text)."""
     request_id = str(uuid.uuid4())
@@ -272,7 +315,7 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
                     "errorType": "Runtime.InvalidRuntime"}
         lines = [f"START RequestId: {request_id} Version: {fn.version}",
                  f"[ERROR] {document['errorType']}: {document['errorMessage']}"]
-        output, error, memory = "", document, 0
+        output, error, memory, init_ms = "", document, 0, None
         status = "error"
     else:
         task_root = _code_dir(fn)
@@ -281,19 +324,9 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
             Path(event_path).write_text(json.dumps(event))
             env = _environment(fn, request_id, stream, event_path, task_root,
                                invoked_arn or fn.function_arn)
-            argv = [sys.executable, "-I", "-u", str(task_root.parent / "_labkit_bootstrap.py"), request_id,
-                    str(time.time() + timeout), result_path]
-            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=env, cwd=task_root,
-                                       start_new_session=True)
-            try:
-                raw, _ = process.communicate(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raw, _ = process.communicate()
-                timed_out = True
-            output = raw.decode(errors="replace")
+            argv = [sys.executable, "-I", "-u", str(task_root.parent / "_labkit_bootstrap.py"),
+                    request_id, str(timeout), result_path]
+            output, timed_out, returncode, init_ms, started = _execute(argv, env, task_root, timeout)
             result = {}
             if not timed_out:
                 try:
@@ -313,7 +346,7 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
         else:
             error = {"errorType": "Runtime.ExitError",
                      "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
-                                     f"exit status {process.returncode}"}
+                                     f"exit status {returncode}"}
             status = "error"
         payload = None if error else result.get("payload")
     duration = (time.monotonic() - started) * 1000
@@ -321,6 +354,8 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
     report = (f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
               f"{int(duration) + 1} ms\tMemory Size: {fn.memory_size} MB\tMax Memory Used: "
               f"{memory} MB")
+    if init_ms is not None:
+        report += f"\tInit Duration: {init_ms:.2f} ms"  # every local invocation is a cold start
     if status:
         report += f"\tStatus: {status}"
         if status == "error" and error.get("errorType", "").startswith("Runtime."):
