@@ -418,3 +418,14 @@ def test_invalid_schedule_expressions(local_aws, expression):
         local_aws.client("events").put_rule(Name=f"bad-{uuid.uuid4().hex[:6]}",
                                             ScheduleExpression=expression)
     assert error.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_a_rule_with_targets_cannot_be_deleted(local_aws, queue):
+    events = local_aws.client("events")
+    name = _rule(local_aws, {"source": ["com.flights"]}, [{"Id": "q", "Arn": queue.arn}])
+    with pytest.raises(ClientError) as error:
+        events.delete_rule(Name=name)
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    events.remove_targets(Rule=name, Ids=["q"])
+    events.delete_rule(Name=name)
+    assert name not in [r["Name"] for r in events.list_rules(NamePrefix=name)["Rules"]]

@@ -271,10 +271,8 @@ def _match_leaf(filters: list, values: list) -> bool:
             if bool(values) == f["exists"]:
                 return True
             continue
-        if any(_match_value(f, v) for v in values):
-            return True
-        if not values and f is None:  # AWS: null matches only an explicit null, not a missing field
-            continue
+        if any(_match_value(f, v) for v in values):  # a missing field has no values: even
+            return True                                   # [null] needs an explicit null
     return False
 
 
@@ -286,7 +284,9 @@ def _match_value(f: Any, v: Any) -> bool:
     if not isinstance(f, dict):
         if _is_number(f) and _is_number(v):
             return float(f) == float(v)
-        return type(f) is type(v) and f == v if isinstance(f, bool) or isinstance(v, bool) else f == v
+        if isinstance(f, bool) or isinstance(v, bool):
+            return type(f) is type(v) and f == v  # true is not 1
+        return f == v
     name, arg = next(iter(f.items()))
     if name == "prefix" or name == "suffix":
         if not isinstance(v, str):
