@@ -227,3 +227,21 @@ def test_invalid_payload_and_unknown_function(local_aws, function):
     with pytest.raises(ClientError) as error:
         lam.invoke(FunctionName=f"absent-{uuid.uuid4().hex[:6]}", Payload=b"{}")
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_updates_change_what_runs_and_are_checked_like_create(local_aws, role):
+    lam = local_aws.client("lambda")
+    name = f"fn-up-{uuid.uuid4().hex[:8]}"
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="m.h",
+                        Code={"ZipFile": _zip({"m.py": "def h(e, c):\n    return 1\n"})})
+    assert _invoke(local_aws, name, {})[1] == 1
+    lam.update_function_code(FunctionName=name,
+                             ZipFile=_zip({"m.py": "import os\ndef h(e, c):\n    return os.environ.get('N')\n"}))
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"N": "two"}})
+    assert _invoke(local_aws, name, {})[1] == "two"
+    for call in (lambda: lam.update_function_code(FunctionName=name, ZipFile=b"not a zip"),
+                 lambda: lam.update_function_configuration(
+                     FunctionName=name, Environment={"Variables": {"_HANDLER": "x"}})):
+        with pytest.raises(ClientError) as error:
+            call()
+        assert error.value.response["Error"]["Code"] == "InvalidParameterValueException"

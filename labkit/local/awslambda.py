@@ -187,6 +187,7 @@ def _check_zip(data: bytes) -> None:
 
 
 def _check_spec(account_id: str, spec: dict) -> None:
+    """What AWS checks in CreateFunction / UpdateFunctionCode / UpdateFunctionConfiguration."""
     code = spec.get("Code") or {}
     if "ZipFile" in code:
         raw = code["ZipFile"]
@@ -477,12 +478,25 @@ def _send_sns_message(self, function_name, message, subject=None, qualifier=None
     background(run, fn, event)
 
 
+def _update_function_code(self, function_name, qualifier, body):
+    _check_spec(self.account_id, {"Code": body})
+    return _ORIGINAL["update_function_code"](self, function_name, qualifier, body)
+
+
+def _update_function_configuration(self, function_name, qualifier, body):
+    _check_spec(self.account_id, {"Environment": body.get("Environment")})
+    return _ORIGINAL["update_function_configuration"](self, function_name, qualifier, body)
+
+
 def install() -> None:
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.awslambda.responses import LambdaResponse
 
-    _ORIGINAL.setdefault("create_function", LambdaBackend.create_function)
-    LambdaBackend.create_function = _create_function
+    for name, replacement in (("create_function", _create_function),
+                              ("update_function_code", _update_function_code),
+                              ("update_function_configuration", _update_function_configuration)):
+        _ORIGINAL.setdefault(name, getattr(LambdaBackend, name))
+        setattr(LambdaBackend, name, replacement)
     LambdaFunction.invoke = _invoke
     _ORIGINAL.setdefault("send_sns_message", LambdaBackend.send_sns_message)
     LambdaBackend.send_sns_message = _send_sns_message
