@@ -26,6 +26,7 @@ AWS it requires the function's resource policy to let the calling service invoke
 
 from __future__ import annotations
 
+import atexit
 import base64
 import io
 import json
@@ -33,6 +34,7 @@ import logging
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,6 +170,7 @@ def _code_dir(fn) -> Path:
             return _code_dirs[key]
         if _code_root is None:
             _code_root = Path(tempfile.mkdtemp(prefix="labkit-lambda-"))
+            atexit.register(shutil.rmtree, _code_root, True)
             (_code_root / "_labkit_bootstrap.py").write_text(BOOTSTRAP)
         target = _code_root / key
         with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as archive:
