@@ -294,9 +294,62 @@ def _update_state(self, reason: str, reason_data: str, state_value: str) -> None
         _apply_state(self, reason, reason_data, state_value)
 
 
+def _dimensions(dimensions) -> dict:
+    return {getattr(d, "name", None) or d["Name"]: getattr(d, "value", None) or d["Value"]
+            for d in dimensions or []}
+
+
+def _alarm_metrics(alarm) -> list[dict]:
+    """``configuration.metrics`` of the EventBridge alarm event: one metricStat, or the queries."""
+    if alarm.metric_name:
+        stat = alarm.statistic or alarm.extended_statistic
+        return [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.alarm_arn)), "returnData": True,
+                 "metricStat": {"metric": {"namespace": alarm.namespace, "name": alarm.metric_name,
+                                           "dimensions": _dimensions(alarm.dimensions)},
+                                "period": int(alarm.period or 0), "stat": stat}}]
+    metrics = []
+    for query in alarm.metric_data_queries or []:
+        item = {"id": query.id, "returnData": bool(query.return_data)}
+        if query.expression:
+            item.update(expression=query.expression, label=query.label)
+        if query.metric_stat:
+            ms = query.metric_stat
+            metric = ms.get("Metric", {}) if isinstance(ms, dict) else {}
+            item["metricStat"] = {"metric": {"namespace": metric.get("Namespace"),
+                                             "name": metric.get("MetricName"),
+                                             "dimensions": _dimensions(metric.get("Dimensions"))},
+                                  "period": int(ms.get("Period", 0)), "stat": ms.get("Stat")}
+        metrics.append(item)
+    return metrics
+
+
+def _put_state_change_event(alarm, previous: dict) -> None:
+    """EventBridge's "CloudWatch Alarm State Change" event (sent whether or not actions are on)."""
+    from labkit.local.events import put_aws_event
+
+    def state(value, reason, reason_data, timestamp) -> dict:
+        out = {"value": value, "reason": reason or "", "timestamp": _iso(timestamp)}
+        if reason_data:
+            out["reasonData"] = reason_data
+        return out
+
+    configuration = {"metrics": _alarm_metrics(alarm)}
+    if alarm.description:
+        configuration["description"] = alarm.description
+    account, region = alarm.alarm_arn.split(":")[4], alarm.region_name
+    put_aws_event("aws.cloudwatch", "CloudWatch Alarm State Change", {
+        "alarmName": alarm.name,
+        "state": state(alarm.state_value, alarm.state_reason, alarm.state_reason_data,
+                       alarm.state_updated_timestamp),
+        "previousState": state(*previous),
+        "configuration": configuration,
+    }, resources=[alarm.alarm_arn], account=account, region=region)
+
+
 def _apply_state(self, reason: str, reason_data: str, state_value: str) -> None:
     old = self.state_value
     old_reason = self.state_reason
+    previous = (old, old_reason, self.state_reason_data, self.state_updated_timestamp)
     self.state_reason = reason
     self.state_reason_data = reason_data
     self.state_value = state_value
@@ -311,6 +364,7 @@ def _apply_state(self, reason: str, reason_data: str, state_value: str) -> None:
                   "newState": new_state})
     if old != state_value:
         _run_actions(self, old)
+        _put_state_change_event(self, previous)
 
 
 def _install_cloudwatch() -> None:

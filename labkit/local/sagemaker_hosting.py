@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from labkit.local import clock
+from labkit.local import clock, events
 
 log = logging.getLogger("labkit.sagemaker_hosting")
 
@@ -423,7 +423,9 @@ def _start_deploy(backend, endpoint, config: dict, previous=None) -> None:
     from labkit.local.server import background
 
     key = (backend.account_id, backend.region_name, endpoint.endpoint_name)
-    _pending[key] = background(_deploy, backend, endpoint, config, previous)
+    events.endpoint_state_change(endpoint)  # Creating / Updating
+    _pending[key] = future = background(_deploy, backend, endpoint, config, previous)
+    future.add_done_callback(lambda _: events.endpoint_state_change(endpoint))
 
 
 def _await_pending(backend, endpoint_name: str, timeout: float = DESCRIBE_GRACE_SECONDS) -> None:

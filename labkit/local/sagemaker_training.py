@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.local import clock
+from labkit.local import clock, events
 
 log = logging.getLogger("labkit.sagemaker_training")
 
@@ -264,6 +264,7 @@ def _prepare(job, user_metrics: list[dict]) -> None:
     job.billable_time_in_seconds = None
     job.secondary_status_transitions = [
         {"Status": "Starting", "StartTime": now, "StatusMessage": "Preparing the instances for training"}]
+    events.training_job_state_change(job)
 
 
 def stop(backend, name: str) -> None:
@@ -372,6 +373,7 @@ def _finish(run: _Run, final: str, reason: str | None) -> None:
     _publish_metrics(run)
     job.training_job_status = final
     job.last_modified_time = end
+    events.training_job_state_change(job)
     run.done.set()
 
 
