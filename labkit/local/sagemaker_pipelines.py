@@ -511,6 +511,12 @@ def _run_step(execution: _Execution, step: _Step) -> None:
                 step.properties = {"ModelName": name, "ModelArn": arn}
             elif step.type == "RegisterModel":
                 sm = _client(execution)
+                group = args.get("ModelPackageGroupName")
+                if group and not group.startswith("arn:"):  # the step creates a missing group
+                    try:
+                        sm.describe_model_package_group(ModelPackageGroupName=group)
+                    except sm.exceptions.ClientError:
+                        _call(sm.create_model_package_group, ModelPackageGroupName=group)
                 arn = _call(sm.create_model_package, **args)["ModelPackageArn"]
                 step.metadata = {"RegisterModel": {"Arn": arn}}
                 step.properties = _clean(sm.describe_model_package(ModelPackageName=arn))
