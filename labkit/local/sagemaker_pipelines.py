@@ -595,7 +595,7 @@ def _put_status_event(execution: _Execution) -> None:
               "currentPipelineExecutionStatus": execution.status,
               "previousPipelineExecutionStatus": "Executing",
               "executionStartTime": fake.start_time.isoformat(),
-              "executionEndTime": clock.now().isoformat(),
+              "executionEndTime": clock.now().isoformat(),  # ISO text, as this event carries them
               "pipelineExecutionDescription": fake.pipeline_execution_description,
               "pipelineArn": execution.pipeline.arn}
     try:
