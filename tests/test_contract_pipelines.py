@@ -12,6 +12,7 @@ import time
 import uuid
 
 import boto3
+import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
@@ -426,3 +427,78 @@ def test_an_eventbridge_rule_starts_the_pipeline_with_its_parameters(local_aws):
     assert wait_execution(sm, summaries[0]["PipelineExecutionArn"])["FailureReason"] == "drift"
     events.remove_targets(Rule=rule, Ids=["pipeline"])
     events.delete_rule(Name=rule)
+
+
+OBJECTIVE_PY = '''
+import argparse
+parser = argparse.ArgumentParser()
+parser.add_argument("--depth", type=int, default=1)
+args = parser.parse_args()
+print(f"objective={-(args.depth - 3) ** 2}")
+'''
+
+
+def test_tuning_model_and_transform_steps_run_on_the_engines(bucket):
+    """Tuning (best job first in TrainingJobSummaries), Model (CreateModel) and Transform steps."""
+    from sklearn.linear_model import LogisticRegression
+
+    from sagemaker_helpers import tar_gz
+    from sklearn_model import model_archive
+
+    s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 6))
+    model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    tag = uuid.uuid4().hex[:6]
+    s3.put_object(Bucket=bucket, Key=f"{tag}/model/model.tar.gz", Body=model_archive(model))
+    s3.put_object(Bucket=bucket, Key=f"{tag}/batch/rows.csv",
+                  Body="\n".join(",".join(repr(float(v)) for v in row) for row in x[:20]).encode())
+    s3.put_object(Bucket=bucket, Key=f"{tag}/src/objective.tar.gz", Body=tar_gz({"train.py": OBJECTIVE_PY}))
+    s3.put_object(Bucket=bucket, Key=f"{tag}/data/train/train.csv", Body=b"a\n1\n")
+    tuning = {"HyperParameterTuningJobConfig": {
+        "Strategy": "Grid", "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "objective"},
+        "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 2},
+        "ParameterRanges": {"CategoricalParameterRanges": [{"Name": "depth", "Values": ["2", "3", "4"]}]},
+        "TrainingJobEarlyStoppingType": "Off"},
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": {"sagemaker_program": '"train.py"',
+                                      "sagemaker_submit_directory": f'"s3://{bucket}/{tag}/src/objective.tar.gz"'},
+            "AlgorithmSpecification": {"TrainingImage": SKLEARN_IMAGE, "TrainingInputMode": "File",
+                                       "MetricDefinitions": [{"Name": "objective", "Regex": r"objective=([-0-9.]+)"}]},
+            "RoleArn": ROLE,
+            "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/{tag}/data/train"}}}],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{tag}/tuning"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 300}}}
+    best_url = {"Std:Join": {"On": "/", "Values": [f"s3://{bucket}/{tag}/tuning", {
+        "Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"}, "output/model.tar.gz"]}}
+    steps = [
+        {"Name": "Tune", "Type": "Tuning", "Arguments": tuning},
+        {"Name": "BestModel", "Type": "Model", "Arguments": {"ExecutionRoleArn": ROLE, "PrimaryContainer": {
+            "Image": SKLEARN_IMAGE, "ModelDataUrl": best_url}}},
+        {"Name": "Serve", "Type": "Model", "Arguments": {"ExecutionRoleArn": ROLE, "PrimaryContainer": {
+            "Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://{bucket}/{tag}/model/model.tar.gz"}}},
+        {"Name": "Score", "Type": "Transform", "Arguments": {
+            "ModelName": {"Get": "Steps.Serve.ModelName"},
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                               "S3Uri": f"s3://{bucket}/{tag}/batch/"}},
+                               "ContentType": "text/csv", "SplitType": "Line"},
+            "TransformOutput": {"S3OutputPath": f"s3://{bucket}/{tag}/scored", "Accept": "text/csv",
+                                "AssembleWith": "Line"},
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1}}}]
+    arn = sm.start_pipeline_execution(PipelineName=create(sm, steps))["PipelineExecutionArn"]
+    execution = wait_execution(sm, arn)
+    listed = steps_of(sm, arn)
+    assert execution["PipelineExecutionStatus"] == "Succeeded", {n: s.get("FailureReason") for n, s in listed.items()}
+    tuning_job = sm.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=listed["Tune"]["Metadata"]["TuningJob"]["Arn"].split("/")[-1])
+    best = tuning_job["BestTrainingJob"]["TrainingJobName"]
+    assert tuning_job["BestTrainingJob"]["TunedHyperParameters"] == {"depth": "3"}
+    best_model = sm.describe_model(ModelName=listed["BestModel"]["Metadata"]["Model"]["Arn"].split("/")[-1])
+    assert best_model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{bucket}/{tag}/tuning/{best}/output/model.tar.gz"
+    assert listed["Score"]["StartTime"] >= listed["Serve"]["EndTime"]
+    transform = sm.describe_transform_job(TransformJobName=listed["Score"]["Metadata"]["TransformJob"]["Arn"].split("/")[-1])
+    assert transform["ModelName"] == listed["Serve"]["Metadata"]["Model"]["Arn"].split("/")[-1]
+    scored = s3.get_object(Bucket=bucket, Key=f"{tag}/scored/rows.csv.out")["Body"].read().decode()
+    assert np.allclose([float(v) for v in scored.split()], model.predict_proba(x[:20])[:, 1], atol=1e-6)

@@ -463,10 +463,12 @@ def _run_job_step(execution: _Execution, step: _Step, args: dict) -> None:
         described = _wait(execution, step, lambda: sm.describe_hyper_parameter_tuning_job(
             HyperParameterTuningJobName=name), "HyperParameterTuningJobStatus", "Completed")
         status, reason = described["HyperParameterTuningJobStatus"], described.get("FailureReason")
-        if status == "Completed":
+        if status == "Completed":  # TrainingJobSummaries: best first, as the step's properties rank them
+            objective = described["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
             summaries = sm.list_training_jobs_for_hyper_parameter_tuning_job(
-                HyperParameterTuningJobName=name, SortBy="FinalObjectiveMetricValue",
-                MaxResults=100)["TrainingJobSummaries"]
+                HyperParameterTuningJobName=name, SortBy="FinalObjectiveMetricValue", MaxResults=100,
+                SortOrder="Descending" if objective["Type"] == "Maximize" else "Ascending",
+            )["TrainingJobSummaries"]
             described["TrainingJobSummaries"] = summaries
     else:  # Transform
         step.job = ("TransformJob", name)
