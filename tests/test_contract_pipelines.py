@@ -65,6 +65,11 @@ def wait_execution(sm, arn: str, timeout: float = 180) -> dict:
         time.sleep(0.2)
 
 
+def resource(step: dict, kind: str) -> str:
+    """The name of the job / model a step's Metadata points to (the last part of its ARN)."""
+    return step["Metadata"][kind]["Arn"].split("/")[-1]
+
+
 def steps_of(sm, arn: str) -> dict[str, dict]:
     listed = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
     return {step["StepName"]: step for step in listed}
@@ -146,8 +151,10 @@ def sdk_pipeline(bucket, tmp_path_factory):
     evaluation = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
     evaluate = ProcessingStep(name="Evaluate", property_files=[evaluation], step_args=processor.run(
         code=str(code / "evaluate.py"),
-        inputs=[s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts, "/opt/ml/processing/model"),
-                s3_input("validation", outputs["validation"].S3Output.S3Uri, "/opt/ml/processing/validation")],
+        inputs=[s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts,
+                         "/opt/ml/processing/model"),
+                s3_input("validation", outputs["validation"].S3Output.S3Uri,
+                         "/opt/ml/processing/validation")],
         outputs=[s3_output("evaluation", "/opt/ml/processing/evaluation")]))
     builder = ModelBuilder(s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
                            image_uri=SKLEARN_IMAGE, role_arn=ROLE, sagemaker_session=session)
@@ -187,12 +194,14 @@ def test_preprocess_train_evaluate_register_succeeds(sdk_pipeline):
     for before, after in (("Preprocess", "Train"), ("Train", "Evaluate"), ("Evaluate", "CheckAuc"),
                           ("CheckAuc", "Register")):
         assert steps[after]["StartTime"] >= steps[before]["EndTime"]
-    training = sm.describe_training_job(TrainingJobName=steps["Train"]["Metadata"]["TrainingJob"]["Arn"].split("/")[-1])
+    training = sm.describe_training_job(TrainingJobName=resource(steps["Train"], "TrainingJob"))
     assert training["TrainingJobStatus"] == "Completed"
-    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in training["InputDataConfig"]}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+                for c in training["InputDataConfig"]}
     processing = sm.describe_processing_job(
-        ProcessingJobName=steps["Preprocess"]["Metadata"]["ProcessingJob"]["Arn"].split("/")[-1])
-    produced = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in processing["ProcessingOutputConfig"]["Outputs"]}
+        ProcessingJobName=resource(steps["Preprocess"], "ProcessingJob"))
+    produced = {o["OutputName"]: o["S3Output"]["S3Uri"]
+                for o in processing["ProcessingOutputConfig"]["Outputs"]}
     assert channels["train"] == produced["train"]  # Steps.Preprocess...Outputs['train'].S3Output.S3Uri
     package_arn = steps["Register"]["Metadata"]["RegisterModel"]["Arn"]
     package = sm.describe_model_package(ModelPackageName=package_arn)
@@ -217,7 +226,8 @@ def test_a_false_condition_runs_only_the_fail_step(sdk_pipeline):
     assert "Register" not in steps
     assert steps["CheckAuc"]["Metadata"] == {"Condition": {"Outcome": "False"}}
     assert steps["AucTooLow"]["StepStatus"] == "Failed"
-    assert steps["AucTooLow"]["Metadata"] == {"Fail": {"ErrorMessage": "validation AUC is below the threshold 1.01"}}
+    assert steps["AucTooLow"]["Metadata"] == {
+        "Fail": {"ErrorMessage": "validation AUC is below the threshold 1.01"}}
     with pytest.raises(ClientError):  # nothing was registered: the group was never created
         sm.describe_model_package_group(ModelPackageGroupName=group)
 
@@ -234,7 +244,7 @@ def test_a_processing_script_that_raises_fails_the_execution_and_runs_nothing_af
     assert list(steps) == ["Preprocess"]
     assert steps["Preprocess"]["StepStatus"] == "Failed"
     assert "ValueError: no flights between months 9 and 12" in steps["Preprocess"]["FailureReason"]
-    job = sm.describe_processing_job(ProcessingJobName=steps["Preprocess"]["Metadata"]["ProcessingJob"]["Arn"].split("/")[-1])
+    job = sm.describe_processing_job(ProcessingJobName=resource(steps["Preprocess"], "ProcessingJob"))
     assert job["ProcessingJobStatus"] == "Failed"
     assert "--start-month" in job["AppSpecification"]["ContainerArguments"]
     assert job["AppSpecification"]["ContainerArguments"][1] == "9"  # the parameter's value
@@ -269,7 +279,8 @@ def processing_step(bucket: str, name: str, seconds: str | dict = "0", depends=(
             "S3Uri": f"s3://{bucket}/{code_key}", "LocalPath": "/opt/ml/processing/input/code",
             "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
         "ProcessingOutputConfig": {"Outputs": [{"OutputName": "out", "S3Output": {
-            "S3Uri": {"Std:Join": {"On": "/", "Values": [f"s3://{bucket}/hand", {"Get": "Execution.PipelineExecutionId"}, name]}},
+            "S3Uri": {"Std:Join": {"On": "/", "Values": [
+                f"s3://{bucket}/hand", {"Get": "Execution.PipelineExecutionId"}, name]}},
             "LocalPath": "/opt/ml/processing/out", "S3UploadMode": "EndOfJob"}}]}}}
     if depends:
         step["DependsOn"] = list(depends)
@@ -293,7 +304,8 @@ def test_invalid_definitions_are_validation_errors(local_aws):
     sm = boto3.client("sagemaker")
     for definition in ("{not json", json.dumps({"Version": "2020-12-01"}),
                        json.dumps({"Version": "2020-12-01", "Steps": [
-                           {"Name": "A", "Type": "Fail", "Arguments": {"ErrorMessage": {"Get": "Steps.Missing.X"}}}]})):
+                           {"Name": "A", "Type": "Fail",
+                            "Arguments": {"ErrorMessage": {"Get": "Steps.Missing.X"}}}]})):
         name = f"bad-{uuid.uuid4().hex[:8]}"
         with pytest.raises(ClientError) as raised:
             sm.create_pipeline(PipelineName=name, RoleArn=ROLE, PipelineDefinition=definition)
@@ -353,7 +365,8 @@ def test_a_failed_step_lets_running_steps_finish_and_stops_its_dependents(sleep_
 
 def test_stop_pipeline_execution_stops_the_running_job(sleep_code):
     sm = boto3.client("sagemaker")
-    name = create(sm, [processing_step(sleep_code, "Long", "60"), processing_step(sleep_code, "Next", "0", depends=["Long"])])
+    name = create(sm, [processing_step(sleep_code, "Long", "60"),
+                       processing_step(sleep_code, "Next", "0", depends=["Long"])])
     arn = sm.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"]
     time.sleep(1.0)
     sm.stop_pipeline_execution(PipelineExecutionArn=arn)
@@ -361,7 +374,7 @@ def test_stop_pipeline_execution_stops_the_running_job(sleep_code):
     steps = steps_of(sm, arn)
     assert execution["PipelineExecutionStatus"] == "Stopped"
     assert steps["Long"]["StepStatus"] == "Stopped" and "Next" not in steps
-    job = sm.describe_processing_job(ProcessingJobName=steps["Long"]["Metadata"]["ProcessingJob"]["Arn"].split("/")[-1])
+    job = sm.describe_processing_job(ProcessingJobName=resource(steps["Long"], "ProcessingJob"))
     assert job["ProcessingJobStatus"] == "Stopped"
     with pytest.raises(ClientError) as raised:
         sm.stop_pipeline_execution(PipelineExecutionArn=arn)
@@ -392,7 +405,8 @@ def test_update_delete_and_unknown_executions(local_aws):
     sm = boto3.client("sagemaker")
     name = create(sm, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "one"}}])
     sm.update_pipeline(PipelineName=name, PipelineDefinition=json.dumps(
-        {"Version": "2020-12-01", "Steps": [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "two"}}]}))
+        {"Version": "2020-12-01",
+         "Steps": [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "two"}}]}))
     arn = sm.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"]
     assert wait_execution(sm, arn)["FailureReason"] == "two"
     summaries = sm.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]
@@ -408,7 +422,8 @@ def test_update_delete_and_unknown_executions(local_aws):
 
 def test_an_eventbridge_rule_starts_the_pipeline_with_its_parameters(local_aws):
     sm, events = boto3.client("sagemaker"), boto3.client("events")
-    name = create(sm, [{"Name": "Echo", "Type": "Fail", "Arguments": {"ErrorMessage": {"Get": "Parameters.Reason"}}}],
+    name = create(sm, [{"Name": "Echo", "Type": "Fail",
+                        "Arguments": {"ErrorMessage": {"Get": "Parameters.Reason"}}}],
                   [{"Name": "Reason", "Type": "String", "DefaultValue": "manual"}])
     pipeline_arn = sm.describe_pipeline(PipelineName=name)["PipelineArn"]
     rule = f"retrain-{uuid.uuid4().hex[:6]}"
@@ -456,15 +471,18 @@ def test_tuning_model_and_transform_steps_run_on_the_engines(bucket):
     s3.put_object(Bucket=bucket, Key=f"{tag}/src/objective.tar.gz", Body=tar_gz({"train.py": OBJECTIVE_PY}))
     s3.put_object(Bucket=bucket, Key=f"{tag}/data/train/train.csv", Body=b"a\n1\n")
     tuning = {"HyperParameterTuningJobConfig": {
-        "Strategy": "Grid", "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "objective"},
+        "Strategy": "Grid",
+        "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "objective"},
         "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 2},
         "ParameterRanges": {"CategoricalParameterRanges": [{"Name": "depth", "Values": ["2", "3", "4"]}]},
         "TrainingJobEarlyStoppingType": "Off"},
         "TrainingJobDefinition": {
             "StaticHyperParameters": {"sagemaker_program": '"train.py"',
-                                      "sagemaker_submit_directory": f'"s3://{bucket}/{tag}/src/objective.tar.gz"'},
+                                      "sagemaker_submit_directory":
+                                          f'"s3://{bucket}/{tag}/src/objective.tar.gz"'},
             "AlgorithmSpecification": {"TrainingImage": SKLEARN_IMAGE, "TrainingInputMode": "File",
-                                       "MetricDefinitions": [{"Name": "objective", "Regex": r"objective=([-0-9.]+)"}]},
+                                       "MetricDefinitions": [{"Name": "objective",
+                                                              "Regex": r"objective=([-0-9.]+)"}]},
             "RoleArn": ROLE,
             "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
                 "S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/{tag}/data/train"}}}],
@@ -490,15 +508,17 @@ def test_tuning_model_and_transform_steps_run_on_the_engines(bucket):
     arn = sm.start_pipeline_execution(PipelineName=create(sm, steps))["PipelineExecutionArn"]
     execution = wait_execution(sm, arn)
     listed = steps_of(sm, arn)
-    assert execution["PipelineExecutionStatus"] == "Succeeded", {n: s.get("FailureReason") for n, s in listed.items()}
+    reasons = {n: s.get("FailureReason") for n, s in listed.items()}
+    assert execution["PipelineExecutionStatus"] == "Succeeded", reasons
     tuning_job = sm.describe_hyper_parameter_tuning_job(
-        HyperParameterTuningJobName=listed["Tune"]["Metadata"]["TuningJob"]["Arn"].split("/")[-1])
+        HyperParameterTuningJobName=resource(listed["Tune"], "TuningJob"))
     best = tuning_job["BestTrainingJob"]["TrainingJobName"]
     assert tuning_job["BestTrainingJob"]["TunedHyperParameters"] == {"depth": "3"}
-    best_model = sm.describe_model(ModelName=listed["BestModel"]["Metadata"]["Model"]["Arn"].split("/")[-1])
-    assert best_model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{bucket}/{tag}/tuning/{best}/output/model.tar.gz"
+    best_model = sm.describe_model(ModelName=resource(listed["BestModel"], "Model"))
+    expected = f"s3://{bucket}/{tag}/tuning/{best}/output/model.tar.gz"
+    assert best_model["PrimaryContainer"]["ModelDataUrl"] == expected
     assert listed["Score"]["StartTime"] >= listed["Serve"]["EndTime"]
-    transform = sm.describe_transform_job(TransformJobName=listed["Score"]["Metadata"]["TransformJob"]["Arn"].split("/")[-1])
-    assert transform["ModelName"] == listed["Serve"]["Metadata"]["Model"]["Arn"].split("/")[-1]
+    transform = sm.describe_transform_job(TransformJobName=resource(listed["Score"], "TransformJob"))
+    assert transform["ModelName"] == resource(listed["Serve"], "Model")
     scored = s3.get_object(Bucket=bucket, Key=f"{tag}/scored/rows.csv.out")["Body"].read().decode()
     assert np.allclose([float(v) for v in scored.split()], model.predict_proba(x[:20])[:, 1], atol=1e-6)

@@ -62,7 +62,8 @@ def test_groups_are_created_described_listed_and_deleted(local_aws):
 def test_a_group_with_versions_cannot_be_deleted(artifact):
     sm = boto3.client("sagemaker")
     name = group(sm)
-    arn = sm.create_model_package(ModelPackageGroupName=name, InferenceSpecification=spec(artifact["url"]))["ModelPackageArn"]
+    arn = sm.create_model_package(ModelPackageGroupName=name,
+                                  InferenceSpecification=spec(artifact["url"]))["ModelPackageArn"]
     with pytest.raises(ClientError) as raised:
         sm.delete_model_package_group(ModelPackageGroupName=name)
     assert raised.value.response["Error"]["Code"] == "ValidationException"
@@ -86,7 +87,8 @@ def test_versions_are_numbered_and_never_reused(artifact):
     assert described["ModelMetrics"] == metrics
     assert described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == artifact["url"]
     sm.delete_model_package(ModelPackageName=second)
-    third = sm.create_model_package(ModelPackageGroupName=name, InferenceSpecification=spec(artifact["url"]))["ModelPackageArn"]
+    third = sm.create_model_package(ModelPackageGroupName=name,
+                                    InferenceSpecification=spec(artifact["url"]))["ModelPackageArn"]
     assert third.endswith(f"/{name}/3")
     with pytest.raises(ClientError) as raised:
         sm.describe_model_package(ModelPackageName=second)
@@ -102,11 +104,13 @@ def test_list_model_packages_filters_and_sorts(artifact):
     name = group(sm)
     arns = []
     for status in ("Approved", "Rejected", "Approved"):
-        arns.append(sm.create_model_package(ModelPackageGroupName=name, InferenceSpecification=spec(artifact["url"]),
+        arns.append(sm.create_model_package(ModelPackageGroupName=name,
+                                            InferenceSpecification=spec(artifact["url"]),
                                             ModelApprovalStatus=status)["ModelPackageArn"])
         time.sleep(0.01)
-    approved = sm.list_model_packages(ModelPackageGroupName=name, ModelApprovalStatus="Approved",
-                                      SortBy="CreationTime", SortOrder="Descending")["ModelPackageSummaryList"]
+    approved = sm.list_model_packages(
+        ModelPackageGroupName=name, ModelApprovalStatus="Approved", SortBy="CreationTime",
+        SortOrder="Descending")["ModelPackageSummaryList"]
     assert [p["ModelPackageArn"] for p in approved] == [arns[2], arns[0]]
     ascending = sm.list_model_packages(ModelPackageGroupName=name, SortBy="CreationTime",
                                        SortOrder="Ascending")["ModelPackageSummaryList"]
@@ -118,7 +122,8 @@ def test_approval_keeps_what_the_update_omits_and_puts_a_state_change_event(arti
     sm, events, sqs = boto3.client("sagemaker"), boto3.client("events"), boto3.client("sqs")
     name = group(sm)
     queue = sqs.create_queue(QueueName=f"approvals-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    queue_arn = attributes["QueueArn"]
     rule = f"approved-{uuid.uuid4().hex[:6]}"
     events.put_rule(Name=rule, EventPattern=json.dumps({
         "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
@@ -136,7 +141,8 @@ def test_approval_keeps_what_the_update_omits_and_puts_a_state_change_event(arti
     messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1
     event = json.loads(messages[0]["Body"])
-    assert event["source"] == "aws.sagemaker" and event["detail-type"] == "SageMaker Model Package State Change"
+    assert event["source"] == "aws.sagemaker"
+    assert event["detail-type"] == "SageMaker Model Package State Change"
     assert event["resources"] == [arn]
     assert event["detail"]["ModelPackageArn"] == arn and event["detail"]["ModelPackageVersion"] == 1
     assert event["detail"]["ModelApprovalStatus"] == "Approved"
@@ -156,7 +162,8 @@ def test_a_model_created_from_a_package_serves_its_artifact(artifact):
         "VariantName": "AllTraffic", "ModelName": f"pkg-{suffix}", "InstanceType": "ml.m5.large",
         "InitialInstanceCount": 1}])
     sm.create_endpoint(EndpointName=f"pkg-{suffix}", EndpointConfigName=f"pkg-{suffix}")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=f"pkg-{suffix}", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=f"pkg-{suffix}",
+                                               WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     rows = artifact["x"][:5]
     body = "\n".join(",".join(repr(float(v)) for v in row) for row in rows)
     answer = runtime.invoke_endpoint(EndpointName=f"pkg-{suffix}", Body=body, ContentType="text/csv")

@@ -667,7 +667,8 @@ def start_execution(backend, pipeline_name: str, parameters: list | None = None,
     fake.pipeline_execution_status = "Executing"
     fake.pipeline_execution_display_name = display_name or arn.rsplit("/", 1)[-1]
     fake.pipeline_parameters = parameters or []
-    parallel = (parallelism or pipeline.parallelism_configuration or {}).get("MaxParallelExecutionSteps") or 50
+    config = parallelism or pipeline.parallelism_configuration or {}
+    parallel = config.get("MaxParallelExecutionSteps") or 50
     execution = _Execution(fake, pipeline, backend.account_id, backend.region_name,
                            endpoint or _endpoints.get(pipeline.arn) or os.environ.get("AWS_ENDPOINT_URL"),
                            definition, typed, _plan(definition), max_parallel=int(parallel))
