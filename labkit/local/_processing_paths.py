@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import builtins
 import io
+import linecache
 import os
-import runpy
 import sys
+import traceback
 
 PREFIX = "/opt/ml"
 
@@ -66,13 +67,28 @@ def map_paths(root: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    root = os.environ["LABKIT_OPT_ML"]
-    map_paths(root)
+    """Run the script as ``__main__`` under its container path (``__file__``, tracebacks)."""
+    map_paths(os.environ["LABKIT_OPT_ML"])
     script = argv[0]
     sys.argv = list(argv)
-    real = _mapper(root)(script)
+    with open(script, "rb") as source:  # mapped
+        text = source.read()
+    code = compile(text, script, "exec")
+    lines = text.decode("utf-8", "replace").splitlines(keepends=True)
+    linecache.cache[script] = (len(text), None, lines, script)  # tracebacks show the source lines
+    real = _mapper(os.environ["LABKIT_OPT_ML"])(script)
     sys.path.insert(0, os.path.dirname(os.fspath(real)))
-    runpy.run_path(os.fspath(real), run_name="__main__")
+    namespace = {"__name__": "__main__", "__file__": script, "__builtins__": builtins}
+    try:
+        exec(code, namespace)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the traceback a container shows: the script's frames only
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
