@@ -333,6 +333,32 @@ def test_parameters_are_checked_and_typed(local_aws):
     assert {p["Name"]: p["Value"] for p in listed} == {"Count": "7", "Flag": "true"}
 
 
+def test_condition_operators_choose_the_branch(local_aws):
+    sm = boto3.client("sagemaker")
+    month, label = {"Get": "Parameters.Month"}, {"Get": "Parameters.Label"}
+    conditions = [
+        {"Type": "Or", "Conditions": [{"Type": "In", "QueryValue": month, "Values": [1, 2, 12]},
+                                      {"Type": "Equals", "LeftValue": label, "RightValue": "winter"}]},
+        {"Type": "Not", "Expression": {"Type": "LessThan", "LeftValue": month, "RightValue": 2}},
+        {"Type": "LessThanOrEqualTo", "LeftValue": month, "RightValue": {"Get": "Parameters.Max"}}]
+    name = create(sm, [{"Name": "Season", "Type": "Condition", "Arguments": {
+        "Conditions": conditions,
+        "IfSteps": [{"Name": "Yes", "Type": "Fail", "Arguments": {"ErrorMessage": "branch if"}}],
+        "ElseSteps": [{"Name": "No", "Type": "Fail", "Arguments": {"ErrorMessage": "branch else"}}]}}],
+        [{"Name": "Month", "Type": "Integer", "DefaultValue": 2},
+         {"Name": "Label", "Type": "String", "DefaultValue": "summer"},
+         {"Name": "Max", "Type": "Float", "DefaultValue": 12.0}])
+    cases = {(): "branch if", (("Month", "1"),): "branch else", (("Month", "7"),): "branch else",
+             (("Month", "7"), ("Label", "winter")): "branch if",
+             (("Month", "12"), ("Max", "11.5")): "branch else"}
+    for given, expected in cases.items():
+        arn = sm.start_pipeline_execution(PipelineName=name, PipelineParameters=[
+            {"Name": k, "Value": v} for k, v in given])["PipelineExecutionArn"]
+        assert wait_execution(sm, arn)["FailureReason"] == expected, given
+        outcome = steps_of(sm, arn)["Season"]["Metadata"]["Condition"]["Outcome"]
+        assert outcome == ("True" if expected == "branch if" else "False")
+
+
 def test_independent_steps_run_in_parallel_and_a_dependent_one_after(sleep_code):
     sm = boto3.client("sagemaker")
     name = create(sm, [processing_step(sleep_code, "A", "1.5"), processing_step(sleep_code, "B", "1.5"),

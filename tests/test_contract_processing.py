@@ -130,6 +130,13 @@ def test_a_script_error_fails_the_job_with_that_error(bucket):
     assert job["FailureReason"].startswith("AlgorithmError")
     assert "ValueError: no flights in the requested window" in job["FailureReason"]
     assert keys(bucket, f"out/{name}/") == []  # nothing uploaded from a failed job
+    logs = boto3.client("logs")
+    stream = logs.describe_log_streams(logGroupName="/aws/sagemaker/ProcessingJobs",
+                                       logStreamNamePrefix=f"{name}/")["logStreams"][0]["logStreamName"]
+    lines = [e["message"] for e in logs.get_log_events(
+        logGroupName="/aws/sagemaker/ProcessingJobs", logStreamName=stream)["events"]]
+    assert lines[0] == "Traceback (most recent call last):"  # the script's own frames, at their
+    assert lines[1].startswith('  File "/opt/ml/processing/input/code/preprocess.py", line ')  # path
 
 
 def test_a_missing_input_fails_with_clienterror(bucket):
