@@ -440,6 +440,12 @@ def test_update_delete_and_unknown_executions(local_aws):
     with pytest.raises(ClientError) as raised:
         sm.list_pipeline_execution_steps(PipelineExecutionArn=arn + "x")
     assert raised.value.response["Error"]["Code"] == "ResourceNotFound"
+    from datetime import datetime, timezone
+
+    listed = sm.list_pipelines(PipelineNamePrefix=name, CreatedAfter=datetime(2020, 1, 1, tzinfo=timezone.utc),
+                               SortBy="CreationTime")["PipelineSummaries"]
+    assert [p["PipelineName"] for p in listed] == [name]
+    assert sm.describe_pipeline(PipelineName=name)["LastRunTime"] <= summaries[0]["StartTime"]
     sm.delete_pipeline(PipelineName=name, ClientRequestToken=uuid.uuid4().hex)
     with pytest.raises(ClientError) as raised:
         sm.start_pipeline_execution(PipelineName=name)

@@ -84,6 +84,17 @@ _executions: dict[str, _Execution] = {}
 _lock = threading.Lock()
 
 
+def _now() -> datetime:
+    """The virtual clock as moto keeps its own times (naive UTC), for the objects moto lists."""
+    from datetime import timezone
+
+    return clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _iso(naive_utc: datetime) -> str:
+    return naive_utc.isoformat(timespec="milliseconds") + "Z"
+
+
 # ---------------------------------------------------------------------------------------------
 # the definition
 # ---------------------------------------------------------------------------------------------
@@ -270,8 +281,8 @@ def _get(execution: _Execution, ref: str) -> Any:
         variables = {"PipelineExecutionId": fake.arn.rsplit("/", 1)[-1],
                      "PipelineExecutionArn": fake.arn, "PipelineName": execution.pipeline.pipeline_name,
                      "PipelineArn": execution.pipeline.arn,
-                     "StartDateTime": fake.start_time.isoformat(),
-                     "CurrentDateTime": clock.now().isoformat()}
+                     "StartDateTime": _iso(fake.start_time),
+                     "CurrentDateTime": _iso(_now())}
         name = ref[len("Execution."):]
         if name not in variables:
             raise StepFailure(f"ClientError: unknown execution variable {name!r}")
@@ -582,7 +593,7 @@ def run(execution: _Execution) -> None:
         fake = execution.fake
         fake.pipeline_execution_status = final
         fake.pipeline_execution_failure_reason = reason
-        fake.last_modified_time = clock.now()
+        fake.last_modified_time = _now()
         execution.lock.notify_all()
     _put_status_event(execution)
 
@@ -596,8 +607,8 @@ def _put_status_event(execution: _Execution) -> None:
     detail = {"pipelineExecutionDisplayName": fake.pipeline_execution_display_name,
               "currentPipelineExecutionStatus": execution.status,
               "previousPipelineExecutionStatus": "Executing",
-              "executionStartTime": fake.start_time.isoformat(),
-              "executionEndTime": clock.now().isoformat(),  # ISO text, as this event carries them
+              "executionStartTime": _iso(fake.start_time),
+              "executionEndTime": _iso(_now()),  # ISO text, as this event carries them
               "pipelineExecutionDescription": fake.pipeline_execution_description,
               "pipelineArn": execution.pipeline.arn}
     try:
@@ -661,7 +672,7 @@ def start_execution(backend, pipeline_name: str, parameters: list | None = None,
                                description, parallelism, None)
     arn = response["PipelineExecutionArn"]
     fake = pipeline.pipeline_executions[arn]
-    now = clock.now()
+    now = _now()
     fake.creation_time = fake.last_modified_time = fake.start_time = now
     pipeline.last_execution_time = now
     fake.pipeline_execution_status = "Executing"
@@ -727,7 +738,7 @@ def install() -> None:
         except Exception:
             del self.pipelines[pipeline_name]
             raise
-        pipeline.creation_time = pipeline.last_modified_time = clock.now()
+        pipeline.creation_time = pipeline.last_modified_time = _now()
         if getattr(_tls, "endpoint", None):
             _endpoints[pipeline.arn] = _tls.endpoint
         return pipeline
@@ -737,7 +748,7 @@ def install() -> None:
             parse_definition(kwargs["pipeline_definition"])
         arn = original_update(self, _pipeline(self, pipeline_name).pipeline_name, **kwargs)
         pipeline = _pipeline(self, pipeline_name)
-        pipeline.last_modified_time = clock.now()
+        pipeline.last_modified_time = _now()
         if getattr(_tls, "endpoint", None):
             _endpoints[pipeline.arn] = _tls.endpoint
         return arn
@@ -825,7 +836,7 @@ def install() -> None:
                     step.status, step.failure, step.end = None, None, None
             execution.status, execution.failure = "Executing", None
             execution.fake.pipeline_execution_status = "Executing"
-            execution.fake.last_modified_time = clock.now()
+            execution.fake.last_modified_time = _now()
         background(run, execution)
         return ActionResult({"PipelineExecutionArn": execution.fake.arn})
 
