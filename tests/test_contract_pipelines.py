@@ -442,8 +442,8 @@ def test_update_delete_and_unknown_executions(local_aws):
     assert raised.value.response["Error"]["Code"] == "ResourceNotFound"
     from datetime import datetime, timezone
 
-    listed = sm.list_pipelines(PipelineNamePrefix=name, CreatedAfter=datetime(2020, 1, 1, tzinfo=timezone.utc),
-                               SortBy="CreationTime")["PipelineSummaries"]
+    listed = sm.list_pipelines(PipelineNamePrefix=name, SortBy="CreationTime",
+                               CreatedAfter=datetime(2020, 1, 1, tzinfo=timezone.utc))["PipelineSummaries"]
     assert [p["PipelineName"] for p in listed] == [name]
     assert sm.describe_pipeline(PipelineName=name)["LastRunTime"] <= summaries[0]["StartTime"]
     sm.delete_pipeline(PipelineName=name, ClientRequestToken=uuid.uuid4().hex)
