@@ -75,7 +75,8 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return parsed
 
 
-_S3_HOST = re.compile(r"^(?:(?P<bucket>.+)\.)?s3(?:[.-](?:dualstack\.)?[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?$")
+_S3_HOST = re.compile(r"^(?:(?P<bucket>.+)\.)?s3(?:[.-](?:dualstack\.)?[a-z0-9-]+)?"
+                      r"\.amazonaws\.com(?:\.cn)?$")
 
 
 def _https_s3(uri: str | None) -> tuple[str, str] | None:

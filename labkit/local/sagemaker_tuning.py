@@ -398,12 +398,13 @@ def _range_from_hint(name: str, hint: str) -> tuple[str, dict]:
     except ValueError:
         return "CategoricalParameterRanges", {"Name": name, "Values": [hint]}
     if hint.strip().lstrip("-").isdigit():
-        low, high = (max(1, int(value) // 10), max(2, int(value) * 10)) if value > 0 else (int(value), int(value) + 10)
+        low, high = (max(1, int(value) // 10), max(2, int(value) * 10)) if value > 0 else \
+            (int(value), int(value) + 10)
         return "IntegerParameterRanges", {"Name": name, "MinValue": str(low), "MaxValue": str(high),
                                           "ScalingType": "Logarithmic" if value > 0 else "Linear"}
     if value <= 0:
-        return "ContinuousParameterRanges", {"Name": name, "MinValue": str(value - 1), "MaxValue": str(value + 1),
-                                             "ScalingType": "Linear"}
+        return "ContinuousParameterRanges", {"Name": name, "MinValue": str(value - 1),
+                                             "MaxValue": str(value + 1), "ScalingType": "Linear"}
     high = 1.0 if value < 1 else value * 10
     return "ContinuousParameterRanges", {"Name": name, "MinValue": repr(value / 10), "MaxValue": repr(high),
                                          "ScalingType": "Logarithmic"}
