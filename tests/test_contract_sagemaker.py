@@ -201,3 +201,22 @@ def test_auto_parameters_without_autotune_are_rejected(local_aws, bucket):
             MaxParallelTrainingJobs=1))
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "Autotune" in err.value.response["Error"]["Message"]
+
+
+STS_AT_AWS = """
+import boto3, labkit
+labkit.connect(quiet=True)
+# what the SageMaker SDK v3 does for its default bucket and account (sts_regional_endpoint)
+sts = boto3.Session().client("sts", region_name="us-east-1",
+                             endpoint_url="https://sts.us-east-1.amazonaws.com")
+print(sts.get_caller_identity()["Account"])
+"""
+
+
+def test_sdk_sts_client_at_the_aws_host_resolves_locally():
+    from conftest import clean_env, run_python
+
+    # no credentials, no network: without the fix the call leaves the machine and fails
+    result = run_python(STS_AT_AWS, env=clean_env(AWS_MAX_ATTEMPTS="1"), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "123456789012"
