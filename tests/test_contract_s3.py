@@ -108,3 +108,35 @@ def test_public_policy_is_blocked_until_block_public_policy_is_off(s3, bucket):
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": False,
         "RestrictPublicBuckets": False})
     s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, "*"))
+
+
+def test_acl_grants_in_the_body_are_refused_too(s3, bucket):
+    """Granting the log-delivery group access with an AccessControlPolicy (the pre-2023 way) fails
+    on an owner-enforced bucket; reading the ACL still works."""
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    log_delivery = {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/s3/LogDelivery"}
+    grants = acl["Grants"] + [{"Grantee": log_delivery, "Permission": "WRITE"}]
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={"Grants": grants, "Owner": acl["Owner"]})
+    assert _code(err) == ("AccessControlListNotSupported", 400)
+
+
+def test_cors_rules_round_trip_and_delete(s3, bucket):
+    rules = [{"AllowedOrigins": ["http://www.example.com"], "AllowedMethods": ["PUT", "POST", "DELETE"],
+              "AllowedHeaders": ["*"]}]
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+    assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"] == rules
+    s3.delete_bucket_cors(Bucket=bucket)
+    with pytest.raises(ClientError) as err:
+        s3.get_bucket_cors(Bucket=bucket)
+    assert _code(err) == ("NoSuchCORSConfiguration", 404)
+
+
+def test_presigned_get_url_serves_the_object(s3, bucket):
+    import urllib.request
+
+    s3.put_object(Bucket=bucket, Key="shared/report.txt", Body=b"hello")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "shared/report.txt"},
+                                    ExpiresIn=60)
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"hello"
