@@ -119,6 +119,11 @@ def test_acl_grants_in_the_body_are_refused_too(s3, bucket):
     with pytest.raises(ClientError) as err:
         s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={"Grants": grants, "Owner": acl["Owner"]})
     assert _code(err) == ("AccessControlListNotSupported", 400)
+    # the owner's full control alone is the XML form of bucket-owner-full-control: accepted
+    owner_only = [g for g in acl["Grants"] if g["Permission"] == "FULL_CONTROL"
+                  and g["Grantee"].get("ID") == acl["Owner"]["ID"]]
+    assert owner_only
+    s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={"Grants": owner_only, "Owner": acl["Owner"]})
 
 
 def test_cors_rules_round_trip_and_delete(s3, bucket):

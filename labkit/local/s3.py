@@ -83,7 +83,26 @@ def _acl_request(headers, body: bytes | None = None) -> bool:
         return True
     if (headers.get("x-amz-acl") or "").strip().lower() not in OWNER_ONLY_ACLS:
         return True
-    return bool(body and b"<Grant" in body)
+    return bool(body) and not _owner_full_control_only(body)
+
+
+def _owner_full_control_only(body: bytes) -> bool:
+    """An AccessControlPolicy whose only grants give the bucket owner FULL_CONTROL (the XML form
+    of ``bucket-owner-full-control``, which AWS accepts with ACLs disabled)."""
+    import xml.etree.ElementTree as ElementTree
+
+    from moto.s3.models import OWNER
+
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return False
+    grants = [e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Grant"]
+
+    def field(grant, name):
+        return next((e.text for e in grant.iter() if e.tag.rsplit("}", 1)[-1] == name), None)
+
+    return all(field(g, "Permission") == "FULL_CONTROL" and field(g, "ID") == OWNER for g in grants)
 
 
 def validate_policy(policy: bytes | str, bucket_name: str, account_id: str) -> dict:
