@@ -36,29 +36,49 @@ def test_supported_resources_are_created(cfn, local_aws):
 
 
 def test_a_resource_no_engine_creates_fails_the_stack_with_a_reason(cfn, local_aws):
-    bucket, stack = _name("cfn-bucket"), _name("firehose")
+    bucket, stack = _name("cfn-bucket"), _name("workgroup")
     cfn.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {
         "Data": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}},
-        "Stream": {"Type": "AWS::KinesisFirehose::DeliveryStream", "Properties": {
-            "DeliveryStreamName": stack, "ExtendedS3DestinationConfiguration": {
-                "BucketARN": {"Fn::GetAtt": ["Data", "Arn"]},
-                "RoleARN": "arn:aws:iam::123456789012:role/firehose"}}}}}))
+        "Queries": {"Type": "AWS::Athena::WorkGroup", "Properties": {"Name": stack}}}}))
     with pytest.raises(Exception, match="ROLLBACK_COMPLETE"):  # the create waiter's failure state
         cfn.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig=WAIT)
     described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
     assert described["StackStatus"] == "ROLLBACK_COMPLETE"
     assert described["StackStatusReason"] == \
-        "The following resource(s) failed to create: [Stream]. Rollback requested by user."
+        "The following resource(s) failed to create: [Queries]. Rollback requested by user."
     failed = [e for e in cfn.describe_stack_events(StackName=stack)["StackEvents"]
               if e["ResourceStatus"] == "CREATE_FAILED"]
     assert [(e["LogicalResourceId"], e["ResourceType"]) for e in failed] == [
-        ("Stream", "AWS::KinesisFirehose::DeliveryStream")]
-    assert "AWS::KinesisFirehose::DeliveryStream" in failed[0]["ResourceStatusReason"]
+        ("Queries", "AWS::Athena::WorkGroup")]
+    assert "AWS::Athena::WorkGroup" in failed[0]["ResourceStatusReason"]
     # nothing was left half-made, and the failed stack can be deleted as on AWS
     with pytest.raises(ClientError):
         local_aws.client("s3").head_bucket(Bucket=bucket)
-    assert stack not in local_aws.client("firehose").list_delivery_streams()["DeliveryStreamNames"]
+    assert stack not in [w["Name"] for w in local_aws.client("athena").list_work_groups()["WorkGroups"]]
     cfn.delete_stack(StackName=stack)
+
+
+def test_firehose_delivery_stream_is_created_and_deleted_with_its_stack(cfn, local_aws):
+    bucket, stack = _name("cfn-bucket"), _name("firehose")
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {
+        "Data": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}},
+        "Stream": {"Type": "AWS::KinesisFirehose::DeliveryStream", "Properties": {
+            "DeliveryStreamName": stack, "DeliveryStreamType": "DirectPut",
+            "ExtendedS3DestinationConfiguration": {
+                "BucketARN": {"Fn::GetAtt": ["Data", "Arn"]}, "Prefix": "events/",
+                "RoleARN": "arn:aws:iam::123456789012:role/firehose"}}}},
+        "Outputs": {"StreamArn": {"Value": {"Fn::GetAtt": ["Stream", "Arn"]}},
+                    "StreamName": {"Value": {"Ref": "Stream"}}}}))
+    cfn.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig=WAIT)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in
+               cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]}
+    firehose = local_aws.client("firehose")
+    description = firehose.describe_delivery_stream(DeliveryStreamName=stack)["DeliveryStreamDescription"]
+    assert outputs == {"StreamArn": description["DeliveryStreamARN"], "StreamName": stack}
+    destination = description["Destinations"][0]["ExtendedS3DestinationDescription"]
+    assert (destination["BucketARN"], destination["Prefix"]) == (f"arn:aws:s3:::{bucket}", "events/")
+    cfn.delete_stack(StackName=stack)
+    assert stack not in firehose.list_delivery_streams()["DeliveryStreamNames"]
 
 
 @pytest.mark.parametrize("template, message", [
