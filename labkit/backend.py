@@ -146,6 +146,32 @@ def banner(handle: Handle) -> str:
             f"real cost; run the clean-up cell. For the free local AWS: LABKIT_BACKEND=local")
 
 
+def _keep_sts_local(request, **_kwargs) -> None:
+    """botocore ``before-send.sts``: in local mode, an STS request addressed to a fixed AWS host
+    goes to the local AWS. The SageMaker SDK v3 builds its STS client with an explicit
+    ``https://sts.<region>.amazonaws.com`` (``sts_regional_endpoint``), which overrides
+    ``AWS_ENDPOINT_URL``; this lets its defaults (account, default bucket) resolve locally."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if _handle is None or not _handle.is_local or not _handle.endpoint:
+        return
+    url = urlsplit(request.url)
+    if (url.hostname or "").endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        local = urlsplit(_handle.endpoint)
+        request.url = urlunsplit((local.scheme, local.netloc, url.path or "/", url.query, ""))
+
+
+def _route_sts_locally(session: boto3.Session) -> None:
+    """Every botocore session made from now on (the SDK makes its own), and ``session``."""
+    from botocore import handlers
+
+    spec = ("before-send.sts", _keep_sts_local)
+    if spec not in handlers.BUILTIN_HANDLERS:
+        handlers.BUILTIN_HANDLERS.append(spec)
+    for existing in {session, boto3.DEFAULT_SESSION} - {None}:
+        existing.events.register(*spec, unique_id="labkit-local-sts")
+
+
 def _connect_local() -> Handle:
     global _local_server
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
@@ -165,6 +191,7 @@ def _connect_local() -> Handle:
         "SAGEMAKER_VALIDATE_ROLE": "false",
     })
     session = boto3.Session(region_name=LOCAL_REGION)
+    _route_sts_locally(session)
     return Handle("local", session, LOCAL_REGION, LOCAL_ACCOUNT_ID,
                   course_bucket(LOCAL_ACCOUNT_ID, LOCAL_REGION), endpoint)
 

@@ -15,11 +15,19 @@ This engine (hook points: moto 5.2.5's ``FakeBucket.set_lifecycle`` / ``delete_l
   versioned bucket, a deletion otherwise), noncurrent-version transitions and expirations
   (``NoncurrentDays``, ``NewerNoncurrentVersions``), expired delete markers, and aborting
   incomplete multipart uploads.
+
+It also gives new buckets AWS's defaults since April 2023 (hook points ``S3Backend.create_bucket``,
+``put_bucket_policy``, ``S3Response._bucket_response_put`` / ``_key_response_put``): Object
+Ownership ``BucketOwnerEnforced`` (ACLs disabled: setting one is ``AccessControlListNotSupported``,
+creating a bucket with one ``InvalidBucketAclWithObjectOwnership``) and Block Public Access on; a
+bucket policy is checked as S3 checks it (``MalformedPolicy``; a public policy under
+``BlockPublicPolicy`` is ``AccessDenied``).
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -51,6 +59,187 @@ def _malformed() -> Exception:
     from moto.s3.exceptions import MalformedXML
 
     return MalformedXML()
+
+
+# --- bucket defaults, ACLs and policies ------------------------------------------------------
+OWNER_ONLY_ACLS = {"", "private", "bucket-owner-full-control"}
+S3_ACTION_PREFIX = "s3:"
+
+
+def _s3_error(code: str, message: str) -> Exception:
+    from moto.s3.exceptions import S3ClientError
+
+    return S3ClientError(code, message)
+
+
+def _acls_disabled(backend, bucket_name: str) -> bool:
+    bucket = backend.buckets.get(bucket_name)
+    return bucket is not None and (bucket.ownership_rule or "BucketOwnerEnforced") == "BucketOwnerEnforced"
+
+
+def _acl_request(headers, body: bytes | None = None) -> bool:
+    """Whether a request sets an ACL that grants more than the bucket owner's full control."""
+    if any(k.lower().startswith("x-amz-grant-") for k in headers.keys()):
+        return True
+    if (headers.get("x-amz-acl") or "").strip().lower() not in OWNER_ONLY_ACLS:
+        return True
+    return bool(body) and not _owner_full_control_only(body)
+
+
+def _owner_full_control_only(body: bytes) -> bool:
+    """An AccessControlPolicy whose only grants give the bucket owner FULL_CONTROL (the XML form
+    of ``bucket-owner-full-control``, which AWS accepts with ACLs disabled)."""
+    import xml.etree.ElementTree as ElementTree
+
+    from moto.s3.models import OWNER
+
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return False
+    grants = [e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Grant"]
+
+    def field(grant, name):
+        return next((e.text for e in grant.iter() if e.tag.rsplit("}", 1)[-1] == name), None)
+
+    return all(field(g, "Permission") == "FULL_CONTROL" and field(g, "ID") == OWNER for g in grants)
+
+
+def validate_policy(policy: bytes | str, bucket_name: str, account_id: str) -> dict:
+    """S3's checks of a bucket policy document (MalformedPolicy with S3's messages)."""
+    try:
+        document = json.loads(policy)
+    except (ValueError, TypeError):
+        document = None
+    if not isinstance(document, dict):
+        raise _s3_error("MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'")
+    statements = document.get("Statement")
+    if statements is None:
+        raise _s3_error("MalformedPolicy", "Missing required field Statement")
+    for statement in _as_list(statements):
+        if not isinstance(statement, dict):
+            raise _s3_error("MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'")
+        if statement.get("Effect") not in ("Allow", "Deny"):
+            raise _s3_error("MalformedPolicy", f"Invalid effect: {statement.get('Effect')}")
+        if "Principal" not in statement and "NotPrincipal" not in statement:
+            raise _s3_error("MalformedPolicy", "Missing required field Principal")
+        principal = statement.get("Principal", statement.get("NotPrincipal"))
+        if not _principal_exists(principal, account_id):
+            raise _s3_error("MalformedPolicy", "Invalid principal in policy")
+        actions = _as_list(statement.get("Action", statement.get("NotAction")))
+        if not actions:
+            raise _s3_error("MalformedPolicy", "Missing required field Action")
+        if any(not isinstance(a, str) or not (a == "*" or a.lower().startswith(S3_ACTION_PREFIX))
+               for a in actions):
+            raise _s3_error("MalformedPolicy", "Policy has invalid action")
+        resources = _as_list(statement.get("Resource", statement.get("NotResource")))
+        if not resources:
+            raise _s3_error("MalformedPolicy", "Missing required field Resource")
+        for resource in resources:
+            if not isinstance(resource, str) or not (
+                    resource == "*" or resource == f"arn:aws:s3:::{bucket_name}"
+                    or resource.startswith(f"arn:aws:s3:::{bucket_name}/")):
+                raise _s3_error("MalformedPolicy", "Policy has resource which is outside bucket")
+    return document
+
+
+def _principal_exists(principal: Any, account_id: str) -> bool:
+    """``*``, services, other accounts' ARNs (they cannot be checked here), and this account's
+    root, users and roles that exist in IAM."""
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict) or not principal:
+        return False
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[account_id]["global"]
+    for kind, values in principal.items():
+        if kind not in ("AWS", "Service", "CanonicalUser", "Federated"):
+            return False
+        for value in _as_list(values):
+            if not isinstance(value, str) or not value:
+                return False
+            if kind != "AWS" or value == "*":
+                continue
+            if value.isdigit() and len(value) == 12:
+                continue
+            parts = value.split(":", 5)
+            if len(parts) != 6 or parts[:3] != ["arn", "aws", "iam"] or not parts[4].isdigit():
+                return False
+            if parts[4] != account_id or parts[5] == "root":
+                continue
+            kind_name, _, name = parts[5].partition("/")
+            name = name.rsplit("/", 1)[-1]
+            if kind_name == "user" and name not in iam.users:
+                return False
+            if kind_name == "role" and not any(r.name == name for r in iam.roles.values()):
+                return False
+            if kind_name not in ("user", "role"):
+                return False
+    return True
+
+
+def _is_public(document: dict) -> bool:
+    """A statement that allows everyone (``*``) without a condition makes a policy public."""
+    for statement in _as_list(document.get("Statement")):
+        principal = statement.get("Principal")
+        everyone = principal == "*" or (isinstance(principal, dict) and "*" in _as_list(principal.get("AWS")))
+        if statement.get("Effect") == "Allow" and everyone and not statement.get("Condition"):
+            return True
+    return False
+
+
+def _install_bucket_defaults() -> None:
+    from moto.s3 import models, responses
+
+    original_create = models.S3Backend.create_bucket
+
+    def create_bucket(self, bucket_name, region_name, *args, **kwargs):
+        bucket = original_create(self, bucket_name, region_name, *args, **kwargs)
+        bucket.ownership_rule = "BucketOwnerEnforced"
+        bucket.public_access_block = models.PublicAccessBlock(True, True, True, True)
+        return bucket
+
+    models.S3Backend.create_bucket = create_bucket
+
+    original_policy = models.S3Backend.put_bucket_policy
+
+    def put_bucket_policy(self, bucket_name, policy):
+        bucket = self.get_bucket(bucket_name)
+        document = validate_policy(policy, bucket_name, self.account_id)
+        block = bucket.public_access_block
+        if block is not None and block.block_public_policy and _is_public(document):
+            raise _s3_error("AccessDenied", f"User: arn:aws:iam::{self.account_id}:root is not authorized "
+                            f"to perform: s3:PutBucketPolicy on resource: \"arn:aws:s3:::{bucket_name}\" "
+                            "because public policies are blocked by the BlockPublicPolicy block public "
+                            "access setting.")
+        return original_policy(self, bucket_name, policy)
+
+    models.S3Backend.put_bucket_policy = put_bucket_policy
+
+    original_bucket_put = responses.S3Response._bucket_response_put
+
+    def bucket_response_put(self, request, bucket_name, querystring):
+        ownership = request.headers.get("x-amz-object-ownership") or "BucketOwnerEnforced"
+        if not querystring and _acl_request(request.headers) and ownership == "BucketOwnerEnforced":
+            raise _s3_error("InvalidBucketAclWithObjectOwnership",
+                            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")
+        if "acl" in querystring and _acl_request(request.headers, self.body) and \
+                _acls_disabled(self.backend, bucket_name):
+            raise _s3_error("AccessControlListNotSupported", "The bucket does not allow ACLs")
+        return original_bucket_put(self, request, bucket_name, querystring)
+
+    responses.S3Response._bucket_response_put = bucket_response_put
+
+    original_key_put = responses.S3Response._key_response_put
+
+    def key_response_put(self, query, key_name):
+        if _acl_request(self.headers, self.body if "acl" in query else None) and \
+                _acls_disabled(self.backend, self.bucket_name):
+            raise _s3_error("AccessControlListNotSupported", "The bucket does not allow ACLs")
+        return original_key_put(self, query, key_name)
+
+    responses.S3Response._key_response_put = key_response_put
 
 
 def _as_list(value: Any) -> list:
@@ -544,5 +733,6 @@ def install() -> None:
         self._labkit_initiated = clock.now()
 
     models.FakeMultipart.__init__ = multipart_init
+    _install_bucket_defaults()
     clock.on_tick(_tick)
 

@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import random
+import re
 import shutil
 import sys
 import tarfile
@@ -63,10 +64,35 @@ class InferenceError(Exception):
 # S3 access (moto's backend, in process)
 # --------------------------------------------------------------------------------------------
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri or not uri.startswith("s3://"):
+    """``s3://bucket/key`` or one of the https forms AWS accepts for a model artifact
+    (``https://bucket.s3[-.]region.amazonaws.com/key``, ``https://s3[-.]region.amazonaws.com/bucket/key``)."""
+    if uri and uri.startswith("s3://"):
+        bucket, _, key = uri[5:].partition("/")
+        return bucket, key
+    parsed = _https_s3(uri)
+    if parsed is None:
         raise ValueError(f"not an S3 URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
+    return parsed
+
+
+_S3_HOST = re.compile(r"^(?:(?P<bucket>.+)\.)?s3(?:[.-](?:dualstack\.)?[a-z0-9-]+)?"
+                      r"\.amazonaws\.com(?:\.cn)?$")
+
+
+def _https_s3(uri: str | None) -> tuple[str, str] | None:
+    from urllib.parse import unquote, urlsplit
+
+    if not uri or not uri.startswith("https://"):
+        return None
+    parts = urlsplit(uri)
+    match = _S3_HOST.match(parts.hostname or "")
+    if match is None:
+        return None
+    path = unquote(parts.path.lstrip("/"))
+    if match.group("bucket"):                       # virtual-hosted style
+        return match.group("bucket"), path
+    bucket, _, key = path.partition("/")            # path style
+    return (bucket, key) if bucket else None
 
 
 def s3_backend(account: str = ACCOUNT):
@@ -226,6 +252,10 @@ class Predictor:
     model_dir: str = ""
     default_accept: str = "application/json"
 
+    @property
+    def model_dirs(self) -> list[str]:
+        return [self.model_dir]
+
     def __call__(self, body: bytes, content_type: str, accept: str | None) -> tuple[bytes, str]:
         accept = accept or self.default_accept
         if accept == "*/*":
@@ -329,20 +359,72 @@ def load_predictor(container: dict, account: str = ACCOUNT) -> Predictor:
                     "application/json")
     default_accept = env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", defaults[4])
     model = pick("model_fn", defaults[0])(model_dir)
-    return Predictor(model=model, input_fn=pick("input_fn", defaults[1]),
+    input_fn, transform_fn = pick("input_fn", defaults[1]), pick("transform_fn", None)
+    if framework == "sklearn":
+        input_fn = _text_for_utf8_types(input_fn, body_at=0)
+        transform_fn = transform_fn and _text_for_utf8_types(transform_fn, body_at=1)
+    return Predictor(model=model, input_fn=input_fn,
                      predict_fn=pick("predict_fn", defaults[2]), output_fn=pick("output_fn", defaults[3]),
-                     transform_fn=pick("transform_fn", None), framework=framework,
+                     transform_fn=transform_fn, framework=framework,
                      model_dir=model_dir, default_accept=default_accept)
 
 
-def _model_container(backend, model_name: str) -> dict:
+# The scikit-learn container's request decodes these content types to str before the handlers
+# see them (sagemaker-containers' ``Request.content``: UTF8_TYPES); other types stay bytes.
+_UTF8_TYPES = ("application/json", "text/csv")
+
+
+def _text_for_utf8_types(fn: Callable, body_at: int) -> Callable:
+    def handler(*args):
+        args = list(args)
+        ctype = (args[body_at + 1] or "").split(";")[0].strip().lower()
+        if ctype in _UTF8_TYPES and isinstance(args[body_at], (bytes, bytearray)):
+            args[body_at] = bytes(args[body_at]).decode("utf-8")
+        return fn(*args)
+
+    return handler
+
+
+def _model_containers(backend, model_name: str) -> list[dict]:
     model = backend._models.get(model_name)
     if model is None:
         raise RuntimeError(f"Could not find model \"{model_name}\".")
-    container = model.primary_container or (model.containers[0] if model.containers else None)
-    if not container:
+    containers = [model.primary_container] if model.primary_container else list(model.containers or [])
+    if not containers:
         raise RuntimeError(f"model {model_name} has no container")
-    return container
+    return containers
+
+
+@dataclass
+class PipelinePredictor:
+    """An inference pipeline (``Containers=[...]``, serial mode): each container's response is the
+    next one's request, with its response content type as the next request's; only the last
+    container sees the caller's Accept, the others answer in their default Accept."""
+
+    stages: list[Predictor]
+
+    @property
+    def default_accept(self) -> str:
+        return self.stages[-1].default_accept
+
+    @property
+    def model_dir(self) -> str:
+        return self.stages[0].model_dir
+
+    @property
+    def model_dirs(self) -> list[str]:
+        return [stage.model_dir for stage in self.stages]
+
+    def __call__(self, body: bytes, content_type: str, accept: str | None) -> tuple[bytes, str]:
+        for stage in self.stages[:-1]:
+            body, content_type = stage(body, content_type, None)
+        return self.stages[-1](body, content_type, accept)
+
+
+def load_model_predictor(backend, model_name: str, account: str = ACCOUNT):
+    """What the model's containers serve: one Predictor, or a PipelinePredictor for several."""
+    stages = [load_predictor(c, account) for c in _model_containers(backend, model_name)]
+    return stages[0] if len(stages) == 1 else PipelinePredictor(stages)
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,9 +458,8 @@ class _EndpointRuntime:
 def _load_variants(backend, account: str, production_variants: list[dict]) -> dict[str, _Variant]:
     variants = {}
     for pv in production_variants:
-        container = _model_container(backend, pv["ModelName"])
         try:
-            predictor = load_predictor(container, account)
+            predictor = load_model_predictor(backend, pv["ModelName"], account)
         except Exception as exc:
             raise RuntimeError(f"The primary container for production variant {pv['VariantName']} did "
                                f"not pass the ping health check: {type(exc).__name__}: {exc}") from None
@@ -481,10 +562,11 @@ def _patch_control_plane() -> None:
             pv.setdefault("CurrentInstanceCount", 1)
             pv.setdefault("DesiredInstanceCount", pv["CurrentInstanceCount"])
             if runtime and pv["VariantName"] in runtime.variants:
-                image = _model_container(self, runtime.variants[pv["VariantName"]].model_name).get("Image")
-                if image:
+                containers = _model_containers(self, runtime.variants[pv["VariantName"]].model_name)
+                images = [c["Image"] for c in containers if c.get("Image")]
+                if images:
                     pv["DeployedImages"] = [{"SpecifiedImage": image, "ResolvedImage": image,
-                                             "ResolutionTime": endpoint.creation_time}]
+                                             "ResolutionTime": endpoint.creation_time} for image in images]
             variants.append(pv)
         response["ProductionVariants"] = variants
         capture = endpoint.data_capture_config or {}
@@ -508,7 +590,8 @@ def _patch_control_plane() -> None:
             runtime = _endpoints.pop((self.account_id, self.region_name, endpoint_name), None)
             _pending.pop((self.account_id, self.region_name, endpoint_name), None)
         for variant in (runtime.variants.values() if runtime else []):
-            shutil.rmtree(variant.predictor.model_dir, ignore_errors=True)  # the unpacked artifact
+            for model_dir in variant.predictor.model_dirs:
+                shutil.rmtree(model_dir, ignore_errors=True)  # the unpacked artifacts
 
     def update_endpoint(self, endpoint_name, endpoint_config_name):
         endpoint = self.endpoints.get(endpoint_name)
@@ -785,8 +868,7 @@ def _record_metrics(account, region, endpoint_name, variant, latency_us, error) 
 # --------------------------------------------------------------------------------------------
 def _run_transform(backend, job) -> None:
     try:
-        container = _model_container(backend, job.model_name)
-        predictor = load_predictor(container, backend.account_id)
+        predictor = load_model_predictor(backend, job.model_name, backend.account_id)
         source = job.transform_input["DataSource"]["S3DataSource"]
         uri = source["S3Uri"]
         content_type = job.transform_input.get("ContentType", "text/csv")
@@ -823,7 +905,8 @@ def _run_transform(backend, job) -> None:
             s3_put(out_cfg["S3OutputPath"].rstrip("/") + "/" + relative + ".out", result,
                    backend.account_id)
         job.transform_job_status = "Completed"
-        shutil.rmtree(predictor.model_dir, ignore_errors=True)
+        for model_dir in predictor.model_dirs:
+            shutil.rmtree(model_dir, ignore_errors=True)
     except Exception as exc:
         job.transform_job_status = "Failed"
         job.failure_reason = f"{type(exc).__name__}: {exc}"[:1024]

@@ -237,7 +237,7 @@ def install() -> None:
                                           "TrainingJobDefinition; TrainingJobDefinitions (several "
                                           "algorithms) are not emulated")
         if kwargs["hyper_parameter_tuning_job_name"] not in self.hyper_parameter_tuning_jobs:
-            _validate(config, definition)
+            _validate(autotuned(config, kwargs.get("autotune")), definition)
         arn = original_create(self, **kwargs)
         job = self.hyper_parameter_tuning_jobs[kwargs["hyper_parameter_tuning_job_name"]]
         _prepare(job)
@@ -354,6 +354,60 @@ def _validate_enum(value, attribute, allowed):
         raise ValidationError(message=f"1 validation error detected: Value '{value}' at '{attribute}' "
                                       f"failed to satisfy constraint: Member must satisfy enum value "
                                       f"set: [{', '.join(allowed)}]")
+
+
+# What Autotune chooses when the request leaves it open (AWS documents the fields, not its values).
+AUTOTUNE_DEFAULTS = {"Strategy": "Bayesian", "TrainingJobEarlyStoppingType": "Off",
+                     "ResourceLimits": {"MaxNumberOfTrainingJobs": 10, "MaxParallelTrainingJobs": 2}}
+
+
+def autotuned(config: dict, autotune: dict | None) -> dict:
+    """The tuning config the search runs: with ``Autotune`` enabled, the fields the request left
+    out get Autotune's choices, and each ``AutoParameters`` entry becomes a range around its
+    ``ValueHint`` (AWS picks "an optimal hyperparameter range" from the hint)."""
+    from moto.sagemaker.exceptions import ValidationError
+
+    config = dict(config or {})
+    ranges = dict(config.get("ParameterRanges") or {})
+    auto = ranges.pop("AutoParameters", None) or []
+    enabled = (autotune or {}).get("Mode") == "Enabled"
+    if auto and not enabled:
+        raise ValidationError(message="AutoParameters can only be used when Autotune is enabled "
+                                      "(set Autotune={'Mode': 'Enabled'})")
+    if not enabled:
+        return config
+    for key, value in AUTOTUNE_DEFAULTS.items():
+        if key == "ResourceLimits":
+            config[key] = {**value, **(config.get(key) or {})}
+        else:
+            config.setdefault(key, value)
+    for spec in auto:
+        key, rng = _range_from_hint(spec["Name"], str(spec.get("ValueHint", "")))
+        ranges[key] = [*(ranges.get(key) or []), rng]
+    config["ParameterRanges"] = ranges
+    return config
+
+
+def _range_from_hint(name: str, hint: str) -> tuple[str, dict]:
+    """A search range around an example value: a decade either side (capped at 1 for a fraction),
+    log-scaled; a word hint (e.g. ``true``) becomes a categorical choice."""
+    if hint.lower() in {"true", "false"}:
+        return "CategoricalParameterRanges", {"Name": name, "Values": ["true", "false"]}
+    try:
+        value = float(hint)
+    except ValueError:
+        return "CategoricalParameterRanges", {"Name": name, "Values": [hint]}
+    if hint.strip().lstrip("-").isdigit():
+        low, high = (max(1, int(value) // 10), max(2, int(value) * 10)) if value > 0 else \
+            (int(value), int(value) + 10)
+        return "IntegerParameterRanges", {"Name": name, "MinValue": str(low), "MaxValue": str(high),
+                                          "ScalingType": "Logarithmic" if value > 0 else "Linear"}
+    if value <= 0:
+        return "ContinuousParameterRanges", {"Name": name, "MinValue": str(value - 1),
+                                             "MaxValue": str(value + 1), "ScalingType": "Linear"}
+    high = 1.0 if value < 1 else value * 10
+    return "ContinuousParameterRanges", {"Name": name, "MinValue": repr(value / 10), "MaxValue": repr(high),
+                                         "ScalingType": "Logarithmic"}
 
 
 def _validate(config: dict, definition: dict | None) -> None:
@@ -513,7 +567,7 @@ def _refresh(tuning: _Tuning) -> None:
 
 def _orchestrate(tuning: _Tuning) -> None:
     job = tuning.job
-    config = job.hyper_parameter_tuning_job_config
+    config = autotuned(job.hyper_parameter_tuning_job_config, getattr(job, "autotune", None))
     definition = job.training_job_definition
     objective = config["HyperParameterTuningJobObjective"]
     sign = 1 if objective["Type"] == "Maximize" else -1

@@ -19,6 +19,7 @@ import json
 import logging
 import pkgutil
 import socket
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -133,7 +134,7 @@ class _ControlMiddleware:
             return self._respond(start_response, 403, {"error": "moto's control API is not available "
                                                                 "to graded code"})
         if not path.startswith("/_labkit/"):
-            return self.moto_app(environ, start_response)
+            return aws_shaped_errors(self.moto_app, environ, start_response)
         name = path[len("/_labkit/"):].strip("/")
         handler = _routes.get(name)
         if handler is None:
@@ -156,6 +157,73 @@ class _ControlMiddleware:
         start_response(f"{status} {reason}", [("Content-Type", "application/json"),
                                                ("Content-Length", str(len(data)))])
         return [data]
+
+
+# --- engine errors answer as AWS does -------------------------------------------------------------
+def aws_shaped_errors(app, environ, start_response):
+    """Run moto's app; an error that escapes moto or an engine (werkzeug would answer an HTML 500
+    page) becomes the error AWS answers when it fails internally: HTTP 500 ``InternalFailure``
+    (S3: ``InternalError``) in the request's own protocol, so SDKs parse it, retry it and name it."""
+    try:
+        return app(environ, start_response)
+    except Exception as exc:
+        logging.getLogger("labkit.server").exception("internal error on %s %s",
+                                                     environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+        content_type, data = _error_body(environ, f" ({type(exc).__name__}: {exc})")
+        start_response("500 Internal Server Error", [("Content-Type", content_type),
+                                                     ("Content-Length", str(len(data))),
+                                                     ("x-amzn-ErrorType", _error_code(environ))],
+                       sys.exc_info())
+        return [data]
+
+
+def _service(environ) -> str:
+    credential = environ.get("HTTP_AUTHORIZATION", "").partition("Credential=")[2].split(",")[0]
+    parts = credential.split("/")
+    return parts[3] if len(parts) > 3 else ""
+
+
+def _error_code(environ) -> str:
+    return "InternalError" if _service(environ) == "s3" else "InternalFailure"
+
+
+def _error_body(environ, detail: str) -> tuple[str, bytes]:
+    """AWS's internal-failure error in the protocol the request used (JSON, CBOR, query, S3 XML)."""
+    from uuid import uuid4
+    from xml.sax.saxutils import escape
+
+    code, request_id = _error_code(environ), str(uuid4())
+    if code == "InternalError":
+        return "application/xml", (f"<Error><Code>InternalError</Code><Message>We encountered an internal "
+                                   f"error. Please try again.{escape(detail)}</Message><RequestId>"
+                                   f"{request_id}</RequestId></Error>").encode()
+    message = "The request processing has failed because of an unknown error, exception or failure." + detail
+    if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+        return "application/cbor", _cbor_text_map({"__type": code, "message": message})
+    if environ.get("HTTP_X_AMZ_TARGET") or "json" in environ.get("CONTENT_TYPE", "") \
+            or environ.get("PATH_INFO", "").endswith("/invocations"):
+        return "application/x-amz-json-1.1", json.dumps({"__type": code, "message": message}).encode()
+    return "text/xml", (f"<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>"
+                        f"{escape(message)}</Message></Error><RequestId>{request_id}</RequestId>"
+                        f"</ErrorResponse>").encode()
+
+
+def _cbor_text_map(values: dict[str, str]) -> bytes:
+    """A CBOR map of text strings (RFC 8949 major types 5 and 3): all the error body needs."""
+    def head(major: int, n: int) -> bytes:
+        if n < 24:
+            return bytes([major << 5 | n])
+        for info, size in ((24, 1), (25, 2), (26, 4)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | info]) + n.to_bytes(size, "big")
+        raise ValueError("text too long")
+
+    out = bytearray(head(5, len(values)))
+    for key, value in values.items():
+        for text in (key, value):
+            raw = text.encode()
+            out += head(3, len(raw)) + raw
+    return bytes(out)
 
 
 class LocalAWS:
