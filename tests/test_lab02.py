@@ -106,6 +106,9 @@ def test_check_bucket(aws):
     _empty_bucket(aws)
     make_bucket(aws, encryption=False)
     fails(lab02.check_bucket, aws, match="no default encryption")
+    aws.client("s3").put_bucket_encryption(Bucket=aws.bucket, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+    fails(lab02.check_bucket, aws, match="default encryption .* is \[.aws:kms.\]")
     _empty_bucket(aws)
     make_bucket(aws, public_block=False)
     fails(lab02.check_bucket, aws, match="public access .* is not blocked")

@@ -83,9 +83,10 @@ def check_bucket(aws) -> None:
     except ClientError:
         rules = []
     algorithms = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules]
-    require(any(a in ("AES256", "aws:kms", "aws:kms:dsse") for a in algorithms),
-            f"'{aws.bucket}' has no default encryption",
+    require(bool(algorithms), f"'{aws.bucket}' has no default encryption",
             "set it with put_bucket_encryption (SSEAlgorithm 'AES256')")
+    require("AES256" in algorithms, f"the default encryption of '{aws.bucket}' is {algorithms}",
+            "the task asks for SSE-S3: SSEAlgorithm 'AES256'")
     try:
         block = s3.get_public_access_block(Bucket=aws.bucket)["PublicAccessBlockConfiguration"]
     except ClientError:
