@@ -9,13 +9,18 @@ from collections import Counter
 
 from botocore.exceptions import ClientError
 
-from grader.checks.common import fail, require
+from grader.checks.common import fail, require, require_prefix_gone, versioned_course_bucket
 
 STREAM = "flight-events"
 ROLE = "labkit-firehose-delivery"
 PREFIX = "events/"
 ERROR_PREFIX = "events-errors/"
 DAY = "2013-06-14"  # the UTC day of flight events the lab replays
+
+
+def prepare(aws) -> None:
+    """Grading hook: the course bucket as lab 02 leaves it (versioned)."""
+    versioned_course_bucket(aws)
 
 
 def expected_events():
@@ -178,12 +183,7 @@ def check_cleanup(aws, delivered_keys) -> None:
             "delete it with firehose.delete_delivery_stream")
     s3 = aws.client("s3")
     for prefix in (PREFIX, ERROR_PREFIX):
-        try:
-            left = s3.list_objects_v2(Bucket=aws.bucket, Prefix=prefix).get("KeyCount", 0)
-        except ClientError:
-            left = 0
-        require(left == 0, f"{left} objects remain under s3://{aws.bucket}/{prefix}",
-                "delete them (list_objects_v2 + delete_objects)")
+        require_prefix_gone(aws, prefix, "delete them, every version (list_object_versions + delete_objects)")
     try:
         aws.client("iam").get_role(RoleName=ROLE)
         exists = True
