@@ -72,8 +72,10 @@ def test_stream_good(aws):
 @pytest.mark.parametrize("overrides, match", [
     ({"CompressionFormat": "UNCOMPRESSED"}, "UNCOMPRESSED objects"),
     ({"BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 300}}, "interval is 300 s"),
-    ({"Prefix": "events/", "ErrorOutputPrefix": None}, "no !{timestamp"),
-    ({"Prefix": "flights/!{timestamp:yyyy}/"}, "start the Prefix with 'events/'"),
+    ({"BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 60}}, "buffer size is 5 MiB"),
+    ({"Prefix": "events/", "ErrorOutputPrefix": None}, "the Prefix is 'events/'"),
+    ({"Prefix": "flights/!{timestamp:yyyy}/"}, "use Prefix 'events/year="),
+    ({"Prefix": "events/!{timestamp:yyyy}/!{timestamp:MM}/"}, "key=value folders"),
     ({"ErrorOutputPrefix": "events-errors/!{timestamp:yyyy}/"}, "ErrorOutputPrefix|error-output-type"),
 ])
 def test_stream_wrong(aws, overrides, match):

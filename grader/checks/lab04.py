@@ -15,6 +15,8 @@ STREAM = "flight-events"
 ROLE = "labkit-firehose-delivery"
 PREFIX = "events/"
 ERROR_PREFIX = "events-errors/"
+DATED_PREFIX = "events/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
+DATED_ERROR_PREFIX = "events-errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/"
 DAY = "2013-06-14"  # the UTC day of flight events the lab replays
 
 
@@ -56,8 +58,8 @@ def _destination(aws) -> dict:
 
 
 def check_stream(aws) -> None:
-    """Task 1: DirectPut to the course bucket, GZIP, 1-5 MiB / <= 60 s buffering, a dated prefix
-    and an error prefix, delivered with a role Firehose can assume."""
+    """Task 1: DirectPut to the course bucket, GZIP, 1 MiB / 60 s buffering, the dated prefix and
+    the error prefix the task gives, delivered with a role Firehose can assume."""
     config = _destination(aws)
     bucket = config.get("BucketARN", "").split(":")[-1]
     require(bucket == aws.bucket, f"stream '{STREAM}' delivers to bucket '{bucket}'",
@@ -68,19 +70,15 @@ def check_stream(aws) -> None:
             "for Athena to scan)")
     hints = config.get("BufferingHints") or {}
     interval, size = hints.get("IntervalInSeconds", 300), hints.get("SizeInMBs", 5)
-    require(interval <= 60, f"the buffer interval is {interval} s",
+    require(interval == 60, f"the buffer interval is {interval} s",
             "use BufferingHints IntervalInSeconds=60 so data lands within a minute")
-    require(size <= 5, f"the buffer size is {size} MiB", "use BufferingHints SizeInMBs=1")
+    require(size == 1, f"the buffer size is {size} MiB", "use BufferingHints SizeInMBs=1")
     prefix = config.get("Prefix") or ""
-    require(prefix.startswith(PREFIX), f"the Prefix is {prefix!r}",
-            f"start the Prefix with '{PREFIX}' so the events have their own folder")
-    require("!{timestamp:" in prefix, f"the Prefix {prefix!r} has no !{{timestamp:...}} expression",
-            "date the folders, e.g. events/year=!{timestamp:yyyy}/month=!{timestamp:MM}/"
-            "day=!{timestamp:dd}/")
+    require(prefix == DATED_PREFIX, f"the Prefix is {prefix!r}",
+            f"use Prefix '{DATED_PREFIX}': the key=value folders become partitions for Glue and Athena")
     error_prefix = config.get("ErrorOutputPrefix") or ""
-    require(error_prefix.startswith(ERROR_PREFIX) and "!{firehose:error-output-type}" in error_prefix,
-            f"the ErrorOutputPrefix is {error_prefix!r}",
-            f"use '{ERROR_PREFIX}!{{firehose:error-output-type}}/...' so failed records are kept apart")
+    require(error_prefix == DATED_ERROR_PREFIX, f"the ErrorOutputPrefix is {error_prefix!r}",
+            f"use '{DATED_ERROR_PREFIX}' so failed records are kept apart, by error type")
     role_name = config.get("RoleARN", "").rsplit("/", 1)[-1]
     require(role_name == ROLE, f"the stream uses role '{role_name}'",
             f"create the IAM role '{ROLE}' and pass its ARN as RoleARN")
