@@ -20,8 +20,6 @@ Catalog format::
         expect: {task1-check: 0}      # points of the cells that lose points; others: full marks
         reason: "billing-alerts"      # case-insensitive fragment of the reported reasons
         note: why a learner would do this (optional)
-        new_pipeline: true            # optional: holds only once hidden checks run in the grader
-                                      # (issue 11); until then a mismatch is reported PEND, not FAIL
       - id: two-cells                 # several cells: edits: [{cell, replace | source}, ...]
         edits: [{cell: task4-solution, replace: [[old, new]]}]
 """
@@ -42,6 +40,7 @@ from grader.course import labs
 from grader.selfcheck import scratch_course, stage_lab
 
 KINDS = ("mistake", "alternative")
+FIELDS = {"id", "kind", "cell", "replace", "source", "edits", "expect", "reason", "note"}
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
 
 
@@ -72,6 +71,9 @@ def load_catalog(root: Path, lab: str) -> list[dict]:
         if m["id"] in seen:
             raise CatalogError(f"{where}: duplicate id")
         seen.add(m["id"])
+        unknown = sorted(set(m) - FIELDS)
+        if unknown:
+            raise CatalogError(f"{where}: unknown field(s) {unknown} (every mutant is graded for real)")
         if m.get("kind") not in KINDS:
             raise CatalogError(f"{where}: kind must be one of {KINDS}")
         for edit in m.get("edits") or [m]:
@@ -166,8 +168,7 @@ def judge(mutant: dict, cells: dict, got: dict, reasons: list[str]) -> dict:
             "reason": fragment, "found": found, "reasons": reasons,
             "expect_cells": sorted(mutant["expect"]),
             "caught_by": sorted({c for name in lost for c in cells[name]["checks"]}),
-            "ok": scores_ok and found is not False,
-            "pending": bool(mutant.get("new_pipeline")) and not (scores_ok and found is not False)}
+            "ok": scores_ok and found is not False}
 
 
 def one_per_check(mutants: list[dict], cells: dict) -> list[dict]:
@@ -222,7 +223,7 @@ def run_lab(root: Path, lab: str, *, jobs: int | None = None, scratch: Path | No
     uncovered = [c for c in checks if c not in named or c not in caught]
     report = {"lab": lab, "rows": rows, "checks": checks, "covered": sorted(caught & set(checks)),
               "uncovered": uncovered, "seconds": time.monotonic() - t0,
-              "ok": all(row["ok"] or row["pending"] for row in rows) and not uncovered}
+              "ok": all(row["ok"] for row in rows) and not uncovered}
     if not quiet:
         print(render_summary(report), flush=True)
     return report
@@ -243,10 +244,8 @@ def render_row(row: dict) -> str:
     reason = ("" if row["found"] is None else
               f"; reason {row['reason']!r} {'found' if row['found'] else 'NOT FOUND'}")
     extra = f"; unknown cells {row['unknown']}" if row["unknown"] else ""
-    verdict = "OK  " if row["ok"] else "PEND" if row["pending"] else "FAIL"
+    verdict = "OK  " if row["ok"] else "FAIL"
     line = f"  {verdict} {row['id']:<34} {row['kind']:<11} {scores}{reason}{extra}"
-    if row["pending"]:
-        line += " (expectation holds only in the new grading pipeline: not counted as a failure)"
     if not row["ok"] and row["reasons"]:
         line += "\n         reasons: " + " | ".join(row["reasons"])[:600]
     return line
@@ -258,8 +257,7 @@ def render_summary(report: dict) -> str:
     alternatives = [r for r in rows if r["kind"] == "alternative"]
     lines = [f"{report['lab']}: mistakes {sum(r['ok'] for r in mistakes)}/{len(mistakes)} as expected, "
              f"alternatives {sum(r['ok'] for r in alternatives)}/{len(alternatives)} at full marks, "
-             f"checks covered {len(report['covered'])}/{len(report['checks'])}, "
-             f"{sum(r['pending'] for r in rows)} pending the new pipeline "
+             f"checks covered {len(report['covered'])}/{len(report['checks'])} "
              f"({report['seconds']:.0f} s) {'PASS' if report['ok'] else 'FAIL'}"]
     for check in report["uncovered"]:
         lines.append(f"  FAIL {check}: caught no mistake (every check_* must catch at least one)")

@@ -64,14 +64,16 @@ def make_alarm(aws, topic_arn, **overrides) -> None:
     _clients(aws)[1].put_metric_alarm(**{k: v for k, v in kwargs.items() if v is not None})
 
 
-def make_budget(aws, kinds=("ACTUAL", "FORECASTED"), budget_type="COST") -> None:
+def make_budget(aws, kinds=("ACTUAL", "FORECASTED"), budget_type="COST", amount="20",
+                thresholds=None, threshold_type="PERCENTAGE") -> None:
+    thresholds = thresholds or {"ACTUAL": 80.0, "FORECASTED": 100.0}
     _clients(aws)[2].create_budget(
         AccountId=aws.account_id,
         Budget={"BudgetName": lab01.BUDGET, "BudgetType": budget_type, "TimeUnit": "MONTHLY",
-                "BudgetLimit": {"Amount": "20", "Unit": "USD"}},
+                "BudgetLimit": {"Amount": amount, "Unit": "USD"}},
         NotificationsWithSubscribers=[
             {"Notification": {"NotificationType": kind, "ComparisonOperator": "GREATER_THAN",
-                              "Threshold": 80.0, "ThresholdType": "PERCENTAGE"},
+                              "Threshold": thresholds[kind], "ThresholdType": threshold_type},
              "Subscribers": [{"SubscriptionType": "EMAIL", "Address": EMAIL}]} for kind in kinds])
 
 
@@ -112,6 +114,15 @@ def test_check_budget(aws):
     _wipe(aws)
     make_budget(aws, budget_type="USAGE")
     fails(lab01.check_budget, aws, match="type USAGE")
+    _wipe(aws)
+    make_budget(aws, amount="200")
+    fails(lab01.check_budget, aws, match="limit 200")
+    _wipe(aws)
+    make_budget(aws, thresholds={"ACTUAL": 80.0, "FORECASTED": 80.0})
+    fails(lab01.check_budget, aws, match="FORECASTED notification .* fires at 80")
+    _wipe(aws)
+    make_budget(aws, thresholds={"ACTUAL": 16.0, "FORECASTED": 20.0}, threshold_type="ABSOLUTE_VALUE")
+    lab01.check_budget(aws)  # the same thresholds in USD
     _wipe(aws)
     make_budget(aws)
     lab01.check_budget(aws)
@@ -155,12 +166,13 @@ def test_check_alarm_fired(aws):
 
 
 def test_check_cleanup(aws):
-    make_topic(aws)
-    fails(lab01.check_cleanup, aws, match="topic 'billing-alerts' still exists")
-    make_budget(aws)
-    fails(lab01.check_cleanup, aws, match="budget 'monthly-cost' still exists")
     make_alarm(aws, make_topic(aws))
+    make_budget(aws)
     fails(lab01.check_cleanup, aws, match="alarm 'billing-10usd' still exists")
+    _clients(aws)[1].delete_alarms(AlarmNames=[lab01.ALARM])
+    fails(lab01.check_cleanup, aws, match="budget 'monthly-cost' still exists")
+    _clients(aws)[2].delete_budget(AccountId=aws.account_id, BudgetName=lab01.BUDGET)
+    fails(lab01.check_cleanup, aws, match="topic 'billing-alerts' still exists")
     _wipe(aws)
     lab01.check_cleanup(aws)
 

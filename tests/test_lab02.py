@@ -60,9 +60,12 @@ def layout():
     return list(raw_layout())
 
 
-def make_bucket(aws, versioning=True, encryption=True):
+def make_bucket(aws, versioning=True, encryption=True, public_block=True):
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=aws.bucket)
+    if public_block:
+        s3.put_public_access_block(Bucket=aws.bucket, PublicAccessBlockConfiguration={
+            name: True for name in lab02.PUBLIC_ACCESS_BLOCK})
     if versioning:
         s3.put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Enabled"})
     if encryption:
@@ -103,6 +106,15 @@ def test_check_bucket(aws):
     _empty_bucket(aws)
     make_bucket(aws, encryption=False)
     fails(lab02.check_bucket, aws, match="no default encryption")
+    aws.client("s3").put_bucket_encryption(Bucket=aws.bucket, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+    fails(lab02.check_bucket, aws, match="default encryption .* is \[.aws:kms.\]")
+    _empty_bucket(aws)
+    make_bucket(aws, public_block=False)
+    fails(lab02.check_bucket, aws, match="public access .* is not blocked")
+    aws.client("s3").put_public_access_block(Bucket=aws.bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True})
+    fails(lab02.check_bucket, aws, match="not blocked .RestrictPublicBuckets not set")
     _empty_bucket(aws)
     make_bucket(aws)
     lab02.check_bucket(aws)
@@ -125,13 +137,16 @@ def test_check_raw_upload(aws, layout):
 
 @pytest.mark.parametrize("rules, pattern", [
     (None, "no lifecycle configuration"),
-    (_replace("raw-tiering", Status="Disabled"), "no enabled rule .* raw/ .*Disabled"),
+    (_replace("raw-tiering", Status="Disabled"), "no enabled rule .* raw/flights/.*Disabled"),
     (_replace("raw-tiering", Transitions=[{"Days": 60, "StorageClass": "STANDARD_IA"},
                                           {"Days": 90, "StorageClass": "GLACIER"}]),
      "STANDARD_IA after 60 days"),
     (_replace("raw-tiering", Transitions=[{"Days": 30, "StorageClass": "STANDARD_IA"}]),
-     "no GLACIER transition"),
-    (_replace("raw-tiering", Expiration=None), "never expires"),
+     "no rule moves .* to GLACIER"),
+    (_replace("raw-tiering", Expiration=None), "no rule expires raw/flights"),
+    (_replace("raw-tiering", Filter={"Prefix": "raw/flights/"}), "no enabled rule .* raw/weather/weather.csv"),
+    (_replace("raw-tiering", NoncurrentVersionExpiration={"NoncurrentDays": 90}), "expire after 90 days"),
+    (_replace("housekeeping", Expiration=None), "expired object delete markers"),
     (_replace("raw-tiering", NoncurrentVersionExpiration=None), "noncurrent versions"),
     (_replace("housekeeping", AbortIncompleteMultipartUpload=None), "incomplete multipart uploads"),
     (_replace("scratch-expiry", Filter={"Prefix": "scratch/"}), "tagged retention=scratch"),
@@ -156,8 +171,8 @@ def test_check_lifecycle_and_rejected_rule(aws):
     fails(lab02.check_rejected_rule, aws, None, match="not rejected")
     fails(lab02.check_rejected_rule, aws, "MalformedXML", match="rejected_code is 'MalformedXML'")
     lab02.check_rejected_rule(aws, code)
-    put_rules(aws, [RULES[1]])  # the learner replaced the good configuration by a partial one
-    fails(lab02.check_rejected_rule, aws, code, match="no enabled rule")
+    put_rules(aws, [RULES[1]])  # a wrong Task 3 configuration costs Task 3 only
+    lab02.check_rejected_rule(aws, code)
 
 
 def _scratch_and_upload(aws):
@@ -179,17 +194,23 @@ def test_check_aged_and_cleanup(aws, layout):
     upload(aws, layout)
     put_rules(aws, RULES)
     _scratch_and_upload(aws)
-    fails(lab02.check_aged, aws, _by_class(aws), match="no object under raw/ has reached STANDARD_IA")
+    fails(lab02.check_aged, aws, _by_class(aws), match="only 0.0 day.s. passed")
     aws.fast_forward(days=10)  # scratch expired, upload aborted, nothing transitioned yet
-    fails(lab02.check_aged, aws, _by_class(aws), match="no object under raw/ has reached STANDARD_IA")
-    aws.fast_forward(days=25)
+    fails(lab02.check_aged, aws, _by_class(aws), match="only 10.0 day.s. passed")
+    aws.fast_forward(days=35)
     wrong = dict(_by_class(aws))
     wrong["STANDARD"] += 1
     fails(lab02.check_aged, aws, wrong, match="by_class says")
     fails(lab02.check_aged, aws, ["STANDARD"], match="not a mapping")
     lab02.check_aged(aws, _by_class(aws))
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=aws.bucket, Key="scratch/b.csv", Body=b"x", Tagging="retention=scratch")
+    fails(lab02.check_aged, aws, _by_class(aws), match="1 tagged scratch object")
+    put_rules(aws, [RULES[1]])  # Task 3 wrong: its effects are not judged again here
+    lab02.check_aged(aws, _by_class(aws))
+    put_rules(aws, RULES)
     # clean-up: scratch/ versions and markers left, a new incomplete upload, noncurrent raw/ versions
-    fails(lab02.check_cleanup, aws, match="scratch/ still holds 1 version")
+    fails(lab02.check_cleanup, aws, match="scratch/ still holds 2 version")
     s3 = aws.client("s3")
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=aws.bucket, Prefix="scratch/"):
         doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}

@@ -106,17 +106,22 @@ def test_scan_comparison_without_partition_filter(local_aws, lab):
 def test_ctas_not_parquet_or_not_partitioned(local_aws, lab):
     run, s3, bucket = lab["run"], local_aws.client("s3"), local_aws.bucket
 
-    def redo(with_clause):
+    def redo(with_clause, select="SELECT * FROM flights_csv"):
         run("DROP TABLE IF EXISTS flights_parquet")
         for o in s3.list_objects_v2(Bucket=bucket, Prefix=lab03.PARQUET_PREFIX).get("Contents", []):
             s3.delete_object(Bucket=bucket, Key=o["Key"])
         run(f"CREATE TABLE flights_parquet WITH ({with_clause}, external_location = "
-            f"'s3://{bucket}/{lab03.PARQUET_PREFIX}') AS SELECT * FROM flights_csv")
+            f"'s3://{bucket}/{lab03.PARQUET_PREFIX}') AS {select}")
 
     redo("format = 'TEXTFILE', partitioned_by = ARRAY['year', 'month']")
     fails(lab03.check_parquet_table, local_aws, match="stored with .*LazySimpleSerDe", explained=True)
     redo("format = 'PARQUET'")
     fails(lab03.check_parquet_table, local_aws, match="partition keys are none", explained=True)
+    columns = "day, dep_time, carrier, flight, origin, dest, dep_delay, distance"
+    redo("format = 'PARQUET', partitioned_by = ARRAY['month']", f"SELECT {columns}, year, month FROM flights_csv")
+    fails(lab03.check_parquet_table, local_aws, match="lacks the column.*sched_dep_time", explained=True)
+    redo("format = 'PARQUET', partitioned_by = ARRAY['month']", "SELECT * FROM flights_csv WHERE dep_delay > 0")
+    fails(lab03.check_parquet_table, local_aws, match="holds .* rows, flights_csv has .*no WHERE", explained=True)
     exec_cells(NOTEBOOK, "task4-solution", ns=lab)  # restore
     lab03.check_parquet_table(local_aws)
 

@@ -72,8 +72,10 @@ def test_stream_good(aws):
 @pytest.mark.parametrize("overrides, match", [
     ({"CompressionFormat": "UNCOMPRESSED"}, "UNCOMPRESSED objects"),
     ({"BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 300}}, "interval is 300 s"),
-    ({"Prefix": "events/", "ErrorOutputPrefix": None}, "no !{timestamp"),
-    ({"Prefix": "flights/!{timestamp:yyyy}/"}, "start the Prefix with 'events/'"),
+    ({"BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 60}}, "buffer size is 5 MiB"),
+    ({"Prefix": "events/", "ErrorOutputPrefix": None}, "the Prefix is 'events/'"),
+    ({"Prefix": "flights/!{timestamp:yyyy}/"}, "use Prefix 'events/year="),
+    ({"Prefix": "events/!{timestamp:yyyy}/!{timestamp:MM}/"}, "key=value folders"),
     ({"ErrorOutputPrefix": "events-errors/!{timestamp:yyyy}/"}, "ErrorOutputPrefix|error-output-type"),
 ])
 def test_stream_wrong(aws, overrides, match):
@@ -127,8 +129,19 @@ def _windows(events, freq="min", types=("departed",)):
             .groupby(["origin", "window_start"]).size().rename("departures").reset_index())
 
 
-def test_windows_good_and_wrong(local_aws):
+def test_windows_judged_on_what_was_delivered(aws):
     events = lab04.expected_events()
+    _stream(aws)
+    _send(aws, _records(events.iloc[100:]))  # Task 2 lost 100 events: its own mistake
+    lab04.check_windows(aws, _windows(events.iloc[100:]))
+    fails(lab04.check_windows, aws, _windows(events), match="the delivered events hold")
+
+
+def test_windows_good_and_wrong(aws):
+    local_aws = aws
+    events = lab04.expected_events()
+    _stream(aws)
+    _send(aws, _records())
     lab04.check_windows(local_aws, _windows(events))
     as_text = _windows(events).assign(window_start=lambda d: d["window_start"].astype(str))
     lab04.check_windows(local_aws, as_text)  # strings that parse to the same instants are fine
@@ -152,8 +165,14 @@ def test_cleanup(aws):
     fails(lab04.check_cleanup, aws, keys, match="'flight-events' still exists")
     _send(aws, _records()[:5])
     aws.client("firehose").delete_delivery_stream(DeliveryStreamName=lab04.STREAM)
-    fails(lab04.check_cleanup, aws, keys, match="objects remain under")
-    empty_prefix(aws, lab04.PREFIX)
+    fails(lab04.check_cleanup, aws, keys, match="object.s. remain under")
+    s3 = aws.client("s3")
+    s3.put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Enabled"})
+    empty_prefix(aws, lab04.PREFIX)  # current versions only: the versioned bucket keeps the data
+    fails(lab04.check_cleanup, aws, keys, match="old version.s. / delete marker")
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=aws.bucket, Prefix=lab04.PREFIX):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=aws.bucket, Key=v["Key"], VersionId=v["VersionId"])
     fails(lab04.check_cleanup, aws, keys, match="IAM role 'labkit-firehose-delivery' still exists")
 
 

@@ -114,14 +114,15 @@ def test_raw_catalog_failed_crawl(aws):
 
 
 # --- task 2 -------------------------------------------------------------------------------------
-def _job(aws, role, command="pythonshell", script=None):
+def _job(aws, role, command="pythonshell", script=None, **arguments):
     s3, glue = aws.client("s3"), aws.client("glue")
     body = script if script is not None else (LAB / "etl_flights_weather.py").read_bytes()
     s3.put_object(Bucket=aws.bucket, Key=lab05.SCRIPT_KEY, Body=body)
     glue.create_job(Name=lab05.JOB, Role=role, MaxCapacity=0.0625, Command={
         "Name": command, "ScriptLocation": f"s3://{aws.bucket}/{lab05.SCRIPT_KEY}"},
-        DefaultArguments={"--bucket": aws.bucket, "--raw_prefix": "raw/",
-                          "--curated_prefix": lab05.CURATED})
+        DefaultArguments={k: v for k, v in {"--bucket": aws.bucket, "--raw_prefix": "raw/",
+                                            "--curated_prefix": lab05.CURATED, "library-set": "analytics",
+                                            **arguments}.items() if v is not None})
     run_id = glue.start_job_run(JobName=lab05.JOB)["JobRunId"]
     while glue.get_job_run(JobName=lab05.JOB, RunId=run_id)["JobRun"]["JobRunState"] in (
             "STARTING", "RUNNING"):
@@ -137,6 +138,12 @@ def test_job_good_and_wrong(aws):
     aws.client("glue").delete_job(JobName=lab05.JOB)
     _job(aws, role, script=b"raise ValueError('no weather for EWR')\n")
     fails(lab05.check_job, aws, match="FAILED: ValueError: no weather for EWR")
+    aws.client("glue").delete_job(JobName=lab05.JOB)
+    _job(aws, role, **{"library-set": None})
+    fails(lab05.check_job, aws, match=r"no DefaultArguments\['library-set'\]")
+    aws.client("glue").delete_job(JobName=lab05.JOB)
+    _job(aws, role, **{"--curated_prefix": "curated"})
+    fails(lab05.check_job, aws, match=r"DefaultArguments\['--curated_prefix'\] is 'curated'")
     aws.client("glue").delete_job(JobName=lab05.JOB)
     _job(aws, role)
     lab05.check_job(aws)
@@ -221,9 +228,15 @@ def test_cleanup(aws):
     aws.client("glue").delete_crawler(Name=lab05.RAW_CRAWLER)
     fails(lab05.check_cleanup, aws, run_id, match="database 'flights_lake' still exists")
     aws.client("glue").delete_database(Name=lab05.DATABASE)
-    _write_curated(aws)
-    fails(lab05.check_cleanup, aws, run_id, match="objects remain under")
-    empty_prefix(aws, lab05.CURATED)
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=aws.bucket, Key="curatedflights_weather/x.parquet", Body=b"PAR1")  # a misplaced output
+    fails(lab05.check_cleanup, aws, run_id, match="object.s. remain under .*/curated —")
+    s3.put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Enabled"})
+    empty_prefix(aws, "curated")  # current versions only: the versioned bucket keeps the data
+    fails(lab05.check_cleanup, aws, run_id, match="old version.s. / delete marker")
+    for v in s3.list_object_versions(Bucket=aws.bucket, Prefix="curated").get("Versions", []) + \
+            s3.list_object_versions(Bucket=aws.bucket, Prefix="curated").get("DeleteMarkers", []):
+        s3.delete_object(Bucket=aws.bucket, Key=v["Key"], VersionId=v["VersionId"])
     fails(lab05.check_cleanup, aws, run_id, match="IAM role 'labkit-glue-service' still exists")
 
 

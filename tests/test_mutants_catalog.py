@@ -43,5 +43,11 @@ def test_judge_expected_scores_and_reason():
     assert not judge(mutant, cells, full, ["Maximum"])["ok"]
     row = judge(mutant, cells, {**got, "task5-check": 0}, ["Maximum"])
     assert not row["ok"] and row["caught_by"] == ["check_alarm", "check_alarm_fired"]
-    pending = judge({**mutant, "new_pipeline": True}, cells, got, ["NameError"])
-    assert not pending["ok"] and pending["pending"]
+
+
+def test_unknown_fields_are_refused(tmp_path):
+    (tmp_path / "tests" / "mutants").mkdir(parents=True)
+    (tmp_path / "tests" / "mutants" / "lab01.yaml").write_text(
+        "mutants:\n  - {id: m, kind: mistake, cell: c, source: x, expect: {c: 0}, reason: r, new_pipeline: true}\n")
+    with pytest.raises(CatalogError, match="unknown field.*new_pipeline"):
+        load_catalog(tmp_path, "01-billing-alarms")

@@ -15,6 +15,8 @@ from grader.checks.common import fail, require
 TOPIC = "billing-alerts"
 ALARM = "billing-10usd"
 BUDGET = "monthly-cost"
+BUDGET_LIMIT = 20.0  # USD
+BUDGET_THRESHOLDS = {"ACTUAL": 80.0, "FORECASTED": 100.0}  # percent of the limit
 REGION = "us-east-1"
 
 
@@ -109,16 +111,33 @@ def check_budget(aws) -> None:
     require(budget.get("TimeUnit") == "MONTHLY", f"budget '{BUDGET}' resets {budget.get('TimeUnit')}",
             "use TimeUnit='MONTHLY'")
     limit = budget.get("BudgetLimit", {})
-    require(limit.get("Unit") == "USD" and float(limit.get("Amount", 0)) > 0,
-            f"budget '{BUDGET}' has limit {limit}", "set BudgetLimit={'Amount': '20', 'Unit': 'USD'}")
-    for kind in ("ACTUAL", "FORECASTED"):
+    amount = _number(limit.get("Amount"))
+    require(limit.get("Unit") == "USD" and amount == BUDGET_LIMIT,
+            f"budget '{BUDGET}' has limit {limit.get('Amount')} {limit.get('Unit')}",
+            "set BudgetLimit={'Amount': '20', 'Unit': 'USD'}")
+    for kind, percent in BUDGET_THRESHOLDS.items():
         note = _notification(budgets, aws.account_id, kind)
         require(note is not None, f"budget '{BUDGET}' has no {kind} GREATER_THAN notification",
                 f"add a notification with NotificationType='{kind}'")
+        given = _number(note.get("Threshold"))
+        if note.get("ThresholdType") == "ABSOLUTE_VALUE":  # the same threshold in USD is equally valid
+            given = None if given is None else given / BUDGET_LIMIT * 100
+        require(given is not None and abs(given - percent) < 1e-6,
+                f"the {kind} notification of '{BUDGET}' fires at {note.get('Threshold')} "
+                f"({note.get('ThresholdType', 'PERCENTAGE')})",
+                f"use Threshold={percent:g} with ThresholdType='PERCENTAGE' ({percent:g} % of the limit)")
         subs = budgets.describe_subscribers_for_notification(
             AccountId=aws.account_id, BudgetName=BUDGET, Notification=note)["Subscribers"]
-        require(bool(subs), f"the {kind} notification of '{BUDGET}' has no subscriber",
-                "add an EMAIL (or SNS) subscriber")
+        require(any(s.get("SubscriptionType") == "EMAIL" for s in subs),
+                f"the {kind} notification of '{BUDGET}' has no EMAIL subscriber",
+                "add {'SubscriptionType': 'EMAIL', 'Address': EMAIL} to its Subscribers")
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _history_since_creation(aws, alarm: dict) -> list[dict]:

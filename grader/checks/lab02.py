@@ -15,6 +15,10 @@ SCRATCH = "scratch/"
 
 
 SMALL_TABLES = ("weather", "airlines", "airports", "planes")
+PUBLIC_ACCESS_BLOCK = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+# One key of every table under raw/: the raw-tiering rule must cover each of them.
+RAW_SAMPLES = ("raw/flights/year=2013/month=01/flights_2013-01-01.csv",
+               *(f"raw/{name}/{name}.csv" for name in SMALL_TABLES))
 SAMPLE_DAYS = ((1, 1), (3, 10), (7, 4), (12, 31))
 
 
@@ -79,9 +83,17 @@ def check_bucket(aws) -> None:
     except ClientError:
         rules = []
     algorithms = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules]
-    require(any(a in ("AES256", "aws:kms", "aws:kms:dsse") for a in algorithms),
-            f"'{aws.bucket}' has no default encryption",
+    require(bool(algorithms), f"'{aws.bucket}' has no default encryption",
             "set it with put_bucket_encryption (SSEAlgorithm 'AES256')")
+    require("AES256" in algorithms, f"the default encryption of '{aws.bucket}' is {algorithms}",
+            "the task asks for SSE-S3: SSEAlgorithm 'AES256'")
+    try:
+        block = s3.get_public_access_block(Bucket=aws.bucket)["PublicAccessBlockConfiguration"]
+    except ClientError:
+        block = {}
+    open_settings = [name for name in PUBLIC_ACCESS_BLOCK if not block.get(name)]
+    require(not open_settings, f"public access to '{aws.bucket}' is not blocked ({', '.join(open_settings)} "
+            "not set)", "put_public_access_block with all four settings True")
 
 
 def check_raw_upload(aws) -> None:
@@ -124,36 +136,23 @@ def _rules(aws) -> list[dict]:
 
 
 def check_lifecycle(aws) -> None:
-    """Task 3: raw/ → STANDARD_IA 30 d → GLACIER 90 d → expire 365 d; noncurrent versions expire;
-    incomplete multipart uploads are aborted; objects tagged retention=scratch expire after 7 days."""
+    """Task 3: every table under raw/ → STANDARD_IA 30 d → GLACIER 90 d → expire 365 d, noncurrent
+    versions expire after 30 d; the whole bucket aborts incomplete multipart uploads after 7 d and
+    removes expired delete markers; objects tagged retention=scratch expire after 7 days."""
     rules = _rules(aws)
-    sample = "raw/flights/year=2013/month=01/flights_2013-01-01.csv"
-    raw_rules = [r for r in rules if _covers(r, sample)
-                 and (r.get("Transitions") or "Days" in r.get("Expiration", {}))]
     disabled = [r["ID"] for r in rules if r.get("Status") != "Enabled"]
-    require(bool(raw_rules), "no enabled rule transitions or expires the objects under raw/"
-            + (f" (rule(s) {disabled} are Disabled)" if disabled else ""),
-            "add a rule with Filter={'Prefix': 'raw/'} and Status='Enabled'")
-    transitions = {t["StorageClass"]: t.get("Days") for r in raw_rules for t in r.get("Transitions", [])}
-    require("STANDARD_IA" in transitions, "the raw/ rule has no STANDARD_IA transition",
-            "add {'Days': 30, 'StorageClass': 'STANDARD_IA'}")
-    require(transitions["STANDARD_IA"] == 30,
-            f"the raw/ rule moves objects to STANDARD_IA after {transitions['STANDARD_IA']} days",
-            "the lab asks for 30 days (the minimum S3 accepts)")
-    require("GLACIER" in transitions, "the raw/ rule has no GLACIER transition",
-            "add {'Days': 90, 'StorageClass': 'GLACIER'} (Glacier Flexible Retrieval)")
-    require(transitions["GLACIER"] == 90,
-            f"the raw/ rule moves objects to GLACIER after {transitions['GLACIER']} days", "use 90 days")
-    expirations = [r["Expiration"].get("Days") for r in raw_rules if "Days" in r.get("Expiration", {})]
-    require(bool(expirations), "the raw/ rule never expires objects", "add Expiration={'Days': 365}")
-    require(365 in expirations, f"the raw/ rule expires objects after {expirations[0]} days", "use 365 days")
-    nve = [r for r in rules if _covers(r, sample) and r.get("NoncurrentVersionExpiration")]
-    require(bool(nve), "no enabled rule expires noncurrent versions of raw/ objects",
-            "add NoncurrentVersionExpiration={'NoncurrentDays': 30} (versioning keeps every overwrite)")
-    aimu = [r for r in rules if _covers(r, "any/key") and r.get("AbortIncompleteMultipartUpload")]
+    for key in RAW_SAMPLES:
+        _require_raw_tiering(rules, key, disabled)
+    whole = [r for r in rules if _covers(r, "any/key")]
+    aimu = [r["AbortIncompleteMultipartUpload"].get("DaysAfterInitiation") for r in whole
+            if r.get("AbortIncompleteMultipartUpload")]
     require(bool(aimu), "no enabled whole-bucket rule aborts incomplete multipart uploads",
             "add a rule with Filter={'Prefix': ''} and "
             "AbortIncompleteMultipartUpload={'DaysAfterInitiation': 7}")
+    require(7 in aimu, f"incomplete multipart uploads are aborted after {aimu[0]} days", "use 7 days")
+    require(any(r.get("Expiration", {}).get("ExpiredObjectDeleteMarker") for r in whole),
+            "no enabled whole-bucket rule removes expired object delete markers",
+            "add Expiration={'ExpiredObjectDeleteMarker': True} to the housekeeping rule")
     tagged = []
     for r in rules:
         f = r.get("Filter") or {}
@@ -168,22 +167,64 @@ def check_lifecycle(aws) -> None:
             "use 7 days")
 
 
+def _require_raw_tiering(rules: list[dict], key: str, disabled: list[str]) -> None:
+    """The enabled rules covering ``key`` tier it 30 → 90 → 365 days and expire its old versions."""
+    raw_rules = [r for r in rules if _covers(r, key)
+                 and (r.get("Transitions") or "Days" in r.get("Expiration", {}))]
+    require(bool(raw_rules), f"no enabled rule transitions or expires {key}"
+            + (f" (rule(s) {disabled} are Disabled)" if disabled else ""),
+            "add a rule with Filter={'Prefix': 'raw/'} and Status='Enabled': it covers every table")
+    transitions = {t["StorageClass"]: t.get("Days") for r in raw_rules for t in r.get("Transitions", [])}
+    require("STANDARD_IA" in transitions, f"no rule moves {key} to STANDARD_IA",
+            "add {'Days': 30, 'StorageClass': 'STANDARD_IA'} to the raw/ rule")
+    require(transitions["STANDARD_IA"] == 30,
+            f"the raw/ rule moves objects to STANDARD_IA after {transitions['STANDARD_IA']} days",
+            "the lab asks for 30 days (the minimum S3 accepts)")
+    require("GLACIER" in transitions, f"no rule moves {key} to GLACIER",
+            "add {'Days': 90, 'StorageClass': 'GLACIER'} (Glacier Flexible Retrieval)")
+    require(transitions["GLACIER"] == 90,
+            f"the raw/ rule moves objects to GLACIER after {transitions['GLACIER']} days", "use 90 days")
+    expirations = [r["Expiration"].get("Days") for r in raw_rules if "Days" in r.get("Expiration", {})]
+    require(bool(expirations), f"no rule expires {key}", "add Expiration={'Days': 365} to the raw/ rule")
+    require(365 in expirations, f"the raw/ rule expires objects after {expirations[0]} days", "use 365 days")
+    nve = [r["NoncurrentVersionExpiration"].get("NoncurrentDays") for r in rules
+           if _covers(r, key) and r.get("NoncurrentVersionExpiration")]
+    require(bool(nve), f"no enabled rule expires noncurrent versions of {key}",
+            "add NoncurrentVersionExpiration={'NoncurrentDays': 30} (versioning keeps every overwrite)")
+    require(30 in nve, f"noncurrent versions of {key} expire after {nve[0]} days", "use NoncurrentDays=30")
+
+
+def lifecycle_in_place(aws) -> bool:
+    """Whether Task 3's configuration is right (later tasks judge its effects only then)."""
+    try:
+        check_lifecycle(aws)
+    except AssertionError:
+        return False
+    return True
+
+
 def check_rejected_rule(aws, rejected_code) -> None:
-    """Task 4: the STANDARD_IA-at-15-days rule was rejected with InvalidArgument, and the valid
-    configuration is still in place."""
+    """Task 4: the STANDARD_IA-at-15-days rule was rejected with InvalidArgument (S3 rejects the
+    whole call, so Task 3's configuration stays; Task 3's check judges it, not this one)."""
     require(rejected_code is not None, "the invalid rule was not rejected (rejected_code is None)",
             "send a rule with a STANDARD_IA transition at 15 days and catch the ClientError")
     require(rejected_code == "InvalidArgument", f"rejected_code is {rejected_code!r}",
             "keep error.response['Error']['Code'] of the rejected request")
-    check_lifecycle(aws)
 
 
 def check_aged(aws, by_class) -> None:
-    """Task 5: after ageing, ``by_class`` (storage class -> bytes under raw/) matches the bucket,
-    something reached STANDARD_IA, the tagged scratch objects expired and the upload was aborted."""
+    """Task 5: 45 days passed since the upload, ``by_class`` (storage class -> bytes under raw/)
+    matches the bucket; with Task 3's rules in place (judged there), their effects show: something
+    reached STANDARD_IA, the tagged scratch objects expired, the upload was aborted."""
     _require_bucket(aws)
+    listing = _listing(aws, "raw/")
+    require(bool(listing), "there are no objects under raw/", "Task 2 uploads them: run it first")
+    newest = max(obj["LastModified"] for obj in listing.values())
+    days = (aws.now() - newest).total_seconds() / 86400
+    require(days >= 45 - 1e-6, f"only {days:.1f} day(s) passed since the raw files were uploaded",
+            "let 45 days pass: aged = labkit.s3.age_objects(aws, 45)")
     actual: dict[str, int] = {}
-    for obj in _listing(aws, "raw/").values():
+    for obj in listing.values():
         cls = obj.get("StorageClass", "STANDARD")
         actual[cls] = actual.get(cls, 0) + obj["Size"]
     try:
@@ -192,6 +233,8 @@ def check_aged(aws, by_class) -> None:
         fail("by_class is not a mapping of storage class to bytes", "build a dict {StorageClass: total Size}")
     require(given == actual, f"by_class says {given} but the bucket holds {actual}",
             "sum Size per StorageClass over every page of list_objects_v2(Prefix='raw/')")
+    if not lifecycle_in_place(aws):
+        return  # the rules of Task 3 are wrong: their effects cannot be judged here
     require(actual.get("STANDARD_IA", 0) > 0, "no object under raw/ has reached STANDARD_IA",
             "age the objects past 30 days (labkit.s3.age_objects) with the lifecycle rules in place")
     left = _listing(aws, SCRATCH)

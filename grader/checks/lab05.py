@@ -7,7 +7,7 @@ import io
 
 from botocore.exceptions import ClientError
 
-from grader.checks.common import fail, require
+from grader.checks.common import fail, require, require_prefix_gone, versioned_course_bucket
 
 DATABASE = "flights_lake"
 RAW_CRAWLER = "raw-flights"
@@ -17,6 +17,11 @@ ROLE = "labkit-glue-service"
 SCRIPT_KEY = "glue-scripts/etl_flights_weather.py"
 CURATED = "curated/"
 MAX_WIND_MPH = 100
+
+
+def prepare(aws) -> None:
+    """Grading hook: the course bucket as lab 02 leaves it (versioned)."""
+    versioned_course_bucket(aws)
 
 
 def _expected():
@@ -113,8 +118,16 @@ def check_job(aws) -> None:
         aws.client("s3").head_object(Bucket=aws.bucket, Key=SCRIPT_KEY)
     except ClientError:
         fail(f"s3://{aws.bucket}/{SCRIPT_KEY} does not exist", "upload the script with s3.upload_file")
-    require(job.get("MaxCapacity", 1) <= 1, f"the job uses MaxCapacity {job.get('MaxCapacity')}",
-            "a Python shell job takes 0.0625 or 1 DPU")
+    arguments = job.get("DefaultArguments") or {}
+    wanted = {"--bucket": aws.bucket, "--raw_prefix": "raw/", "--curated_prefix": CURATED,
+              "library-set": "analytics"}
+    for name, value in wanted.items():
+        require(arguments.get(name) == value,
+                f"the job's DefaultArguments[{name!r}] is {arguments.get(name)!r}" if name in arguments
+                else f"the job has no DefaultArguments[{name!r}]",
+                f"set DefaultArguments {{{name!r}: {value!r}}} (prefixes end with '/')")
+    require(job.get("MaxCapacity") == 0.0625, f"the job uses MaxCapacity {job.get('MaxCapacity')}",
+            "the task asks for MaxCapacity=0.0625 (1/16 DPU is plenty for 336,776 rows)")
     runs = aws.client("glue").get_job_runs(JobName=JOB)["JobRuns"]
     require(runs, f"job '{JOB}' was never run", "start it with glue.start_job_run")
     last = max(runs, key=lambda r: r["StartedOn"])
@@ -231,10 +244,9 @@ def check_cleanup(aws, run_id) -> None:
              "(its tables and partitions go with it)")
     except ClientError:
         pass
-    for prefix in (CURATED, "glue-scripts/"):
-        left = len(_parquet_objects(aws, prefix))
-        require(left == 0, f"{left} objects remain under s3://{aws.bucket}/{prefix}",
-                "delete them (list_objects_v2 + delete_objects)")
+    # "curated" without the slash: output misplaced under curatedflights_weather/ is found too
+    for prefix in (CURATED.rstrip("/"), "glue-scripts/"):
+        require_prefix_gone(aws, prefix, "delete every version of them (list_object_versions + delete_objects)")
     try:
         aws.client("iam").get_role(RoleName=ROLE)
         fail(f"IAM role '{ROLE}' still exists",
