@@ -80,6 +80,7 @@ class _Run:
     metric_series: dict = field(default_factory=dict)
     program: str | None = None  # the script-mode entry point, once known
     output_tail: list = field(default_factory=list)  # the last lines of output (for FailureReason)
+    log_group: str = LOG_GROUP  # the processing engine reuses this runner with its own group
 
 
 _runs: dict[tuple[str, str, str], _Run] = {}
@@ -673,12 +674,12 @@ def _run_process(run: _Run, command: list[str], env: dict, cwd: Path) -> int:
 
 
 def _metric_definitions(job) -> list[tuple[str, re.Pattern]]:
-    spec = job.algorithm_specification or {}
+    spec = getattr(job, "algorithm_specification", None) or {}  # processing jobs have none
     definitions = list(spec.get("MetricDefinitions") or [])
     image = spec.get("TrainingImage") or ""
     match = _IMAGE_RE.match(image)
     if match and match.group("repo") in XGBOOST_REPOS and "sagemaker_program" not in (
-            job.hyper_parameters or {}):
+            getattr(job, "hyper_parameters", None) or {}):
         names = {d["Name"] for d in definitions}
         definitions += [d for d in BUILTIN_XGBOOST_METRIC_DEFINITIONS if d["Name"] not in names]
     compiled = []
@@ -707,12 +708,12 @@ def _open_log(run: _Run) -> None:
     from moto.logs.models import logs_backends
 
     backend = logs_backends[run.account][run.region]
-    if LOG_GROUP not in backend.groups:
+    if run.log_group not in backend.groups:
         try:
-            backend.create_log_group(LOG_GROUP, {})
+            backend.create_log_group(run.log_group, {})
         except Exception:  # created concurrently by a parallel job
             pass
-    backend.create_log_stream(LOG_GROUP, run.log_stream)
+    backend.create_log_stream(run.log_group, run.log_stream)
 
 
 def _write_log(run: _Run, lines: list[str]) -> None:
@@ -723,7 +724,7 @@ def _write_log(run: _Run, lines: list[str]) -> None:
     stamp = int(clock.now().timestamp() * 1000)
     events = [{"timestamp": stamp, "message": line} for line in lines]
     try:
-        logs_backends[run.account][run.region].put_log_events(LOG_GROUP, run.log_stream, events)
+        logs_backends[run.account][run.region].put_log_events(run.log_group, run.log_stream, events)
     except Exception:
         log.exception("could not write training logs for %s", run.job.training_job_name)
 
