@@ -221,7 +221,11 @@ def _match_node(node: dict, value: Any) -> bool:
             continue
         children = _children(value, key)
         if isinstance(sub, dict):
-            if not any(_match_node(sub, child) for child in children if isinstance(child, dict)):
+            objects = [o for child in children for o in (child if isinstance(child, list) else [child])
+                       if isinstance(o, dict)]
+            # AWS flattens arrays of objects: ``crew.role`` is every element's role, so fields of
+            # one nested pattern may match different elements
+            if not (objects and _match_node(sub, objects)):
                 # a nested pattern on a missing field still matches if all it asks is absence
                 if children or not _only_absence(sub):
                     return False
