@@ -376,3 +376,56 @@ def test_training_job_and_endpoint_state_change_events(local_aws, queue):
     endpoint = next(e for e in seen if e["detail"].get("EndpointStatus") == "Failed")
     assert endpoint["detail"]["EndpointName"] == f"ep-{suffix}"
     assert endpoint["detail"]["EndpointConfigName"] == f"c-{suffix}"
+
+
+# --- schedules --------------------------------------------------------------------------------------
+def test_scheduled_rules_fire_on_the_virtual_clock(local_aws, queue):
+    events = local_aws.client("events")
+    name = f"every-hour-{uuid.uuid4().hex[:6]}"
+    arn = events.put_rule(Name=name, ScheduleExpression="rate(1 hour)")["RuleArn"]
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue.arn}])
+    paused = f"paused-{uuid.uuid4().hex[:6]}"
+    events.put_rule(Name=paused, ScheduleExpression="rate(1 hour)", State="DISABLED")
+    events.put_targets(Rule=paused, Targets=[{"Id": "q", "Arn": queue.arn}])
+    assert queue() == []
+    local_aws.fast_forward(hours=3, minutes=1)
+    fired = [json.loads(b) for b in queue(wait=1)]
+    while len(fired) < 3:
+        more = [json.loads(b) for b in queue(wait=1)]
+        if not more:
+            break
+        fired += more
+    assert len(fired) == 3, fired
+    assert {e["resources"][0] for e in fired} == {arn}
+    assert all(e["source"] == "aws.events" and e["detail-type"] == "Scheduled Event"
+               and e["detail"] == {} for e in fired)
+
+
+def test_cron_schedule(local_aws, queue):
+    events = local_aws.client("events")
+    name = f"cron-{uuid.uuid4().hex[:6]}"
+    events.put_rule(Name=name, ScheduleExpression="cron(0/30 * * * ? *)")
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue.arn}])
+    local_aws.fast_forward(minutes=61)
+    times = sorted(json.loads(b)["time"] for b in queue(wait=1))
+    assert len(times) == 2 and all(t[14:16] in ("00", "30") and t[17:19] == "00" for t in times)
+
+
+@pytest.mark.parametrize("expression", ["rate(1 minutes)", "rate(5 minute)", "rate(0 hours)",
+                                        "rate(5 weeks)", "cron(0 12 * * *)", "cron(0 12 * * MON *)"])
+def test_invalid_schedule_expressions(local_aws, expression):
+    with pytest.raises(ClientError) as error:
+        local_aws.client("events").put_rule(Name=f"bad-{uuid.uuid4().hex[:6]}",
+                                            ScheduleExpression=expression)
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_a_rule_with_targets_cannot_be_deleted(local_aws, queue):
+    events = local_aws.client("events")
+    name = _rule(local_aws, {"source": ["com.flights"]}, [{"Id": "q", "Arn": queue.arn}])
+    with pytest.raises(ClientError) as error:
+        events.delete_rule(Name=name)
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    events.remove_targets(Rule=name, Ids=["q"])
+    events.delete_rule(Name=name)
+    assert name not in [r["Name"] for r in events.list_rules(NamePrefix=name)["Rules"]]

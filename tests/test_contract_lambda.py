@@ -60,7 +60,7 @@ def role(local_aws):
 def function(local_aws, role):
     name = f"fn-{uuid.uuid4().hex[:8]}"
     local_aws.client("lambda").create_function(
-        FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler", Timeout=2,
+        FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler", Timeout=20,
         MemorySize=256, Code={"ZipFile": _zip({"app.py": HANDLER})},
         Environment={"Variables": {"COLOUR": "teal"}})
     return name
@@ -88,7 +88,7 @@ def test_request_response_runs_the_handler_with_context_and_environment(local_aw
     assert payload["arn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{function}"
     assert payload["group"] == f"/aws/lambda/{function}"
     assert payload["colour"] == "teal" and payload["region"] == "us-east-1"
-    assert 0 < payload["remaining"] <= 2000
+    assert 15000 < payload["remaining"] <= 20000  # the timeout counts from the handler's start
     assert payload["version"] == "$LATEST"
     assert payload["buckets"] >= 0  # boto3 inside the handler reached the local AWS
     uuid.UUID(payload["request_id"])
@@ -103,6 +103,7 @@ def test_logs_start_end_report_and_prints(local_aws, function):
     assert lines[-2] == f"END RequestId: {request}"
     assert lines[-1].startswith(f"REPORT RequestId: {request}\tDuration: ")
     assert "\tBilled Duration: " in lines[-1] and "\tMemory Size: 256 MB\t" in lines[-1]
+    assert "\tInit Duration: " in lines[-1]
     tail = base64.b64decode(response["LogResult"]).decode()
     assert f"END RequestId: {request}" in tail
     assert "/" in payload["stream"] and "[$LATEST]" in payload["stream"]
@@ -118,13 +119,21 @@ def test_handler_exception_is_an_unhandled_function_error(local_aws, function):
     assert any(line.startswith("[ERROR] KeyError: 'missing-key'") for line in lines)
 
 
-def test_timeout_is_enforced_with_aws_message(local_aws, function):
+def test_timeout_is_enforced_with_aws_message(local_aws, role):
+    name = f"fn-slow-{uuid.uuid4().hex[:8]}"
+    local_aws.client("lambda").create_function(
+        FunctionName=name, Runtime="python3.12", Role=role, Handler="slow.handler", Timeout=1,
+        Code={"ZipFile": _zip({"slow.py": "import time\ndef handler(event, context):\n"
+                                          "    print('sleeping')\n    time.sleep(30)\n"})})
     started = time.monotonic()
-    response, payload = _invoke(local_aws, function, {"sleep": 30})
+    response, payload = _invoke(local_aws, name, {})
     assert time.monotonic() - started < 15
-    assert response["FunctionError"] == "Unhandled"
-    assert "Task timed out after 2.00 seconds" in payload["errorMessage"]
-    assert any(line.endswith("Task timed out after 2.00 seconds") for line in _log_events(local_aws, function))
+    assert response["FunctionError"] == "Unhandled" and payload["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in payload["errorMessage"]
+    lines = _log_events(local_aws, name)
+    assert "sleeping" in lines
+    assert any(line.endswith("Task timed out after 1.00 seconds") for line in lines)
+    assert lines[-1].endswith("\tStatus: timeout")
 
 
 def test_none_result_is_null(local_aws, function):
@@ -218,3 +227,21 @@ def test_invalid_payload_and_unknown_function(local_aws, function):
     with pytest.raises(ClientError) as error:
         lam.invoke(FunctionName=f"absent-{uuid.uuid4().hex[:6]}", Payload=b"{}")
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_updates_change_what_runs_and_are_checked_like_create(local_aws, role):
+    lam = local_aws.client("lambda")
+    name = f"fn-up-{uuid.uuid4().hex[:8]}"
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="m.h",
+                        Code={"ZipFile": _zip({"m.py": "def h(e, c):\n    return 1\n"})})
+    assert _invoke(local_aws, name, {})[1] == 1
+    lam.update_function_code(FunctionName=name,
+                             ZipFile=_zip({"m.py": "import os\ndef h(e, c):\n    return os.environ.get('N')\n"}))
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"N": "two"}})
+    assert _invoke(local_aws, name, {})[1] == "two"
+    for call in (lambda: lam.update_function_code(FunctionName=name, ZipFile=b"not a zip"),
+                 lambda: lam.update_function_configuration(
+                     FunctionName=name, Environment={"Variables": {"_HANDLER": "x"}})):
+        with pytest.raises(ClientError) as error:
+            call()
+        assert error.value.response["Error"]["Code"] == "InvalidParameterValueException"

@@ -61,16 +61,19 @@ def request(bucket: str, name: str, arguments=(), image: str = SKLEARN_IMAGE, ra
         "Environment": {"LABEL": "delayed"},
         "StoppingCondition": {"MaxRuntimeInSeconds": 600},
         "ProcessingInputs": [
-            {"InputName": "raw", "S3Input": {"S3Uri": f"s3://{bucket}/{raw}", "LocalPath": "/opt/ml/processing/input/raw",
+            {"InputName": "raw", "S3Input": {"S3Uri": f"s3://{bucket}/{raw}",
+                                             "LocalPath": "/opt/ml/processing/input/raw",
                                              "S3DataType": "S3Prefix", "S3InputMode": "File"}},
             {"InputName": "code", "S3Input": {"S3Uri": f"s3://{bucket}/code/preprocess.py",
                                               "LocalPath": "/opt/ml/processing/input/code",
                                               "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
         "ProcessingOutputConfig": {"Outputs": [
             {"OutputName": "train", "S3Output": {"S3Uri": f"s3://{bucket}/out/{name}/train",
-                                                 "LocalPath": "/opt/ml/processing/train", "S3UploadMode": "EndOfJob"}},
+                                                 "LocalPath": "/opt/ml/processing/train",
+                                                 "S3UploadMode": "EndOfJob"}},
             {"OutputName": "report", "S3Output": {"S3Uri": f"s3://{bucket}/out/{name}/report",
-                                                  "LocalPath": "/opt/ml/processing/report", "S3UploadMode": "EndOfJob"}}]},
+                                                  "LocalPath": "/opt/ml/processing/report",
+                                                  "S3UploadMode": "EndOfJob"}}]},
     }
 
 
@@ -102,7 +105,8 @@ def test_script_runs_on_its_inputs_and_outputs_are_uploaded(bucket):
     assert "FailureReason" not in job
     assert job["Environment"] == {"LABEL": "delayed"}
     assert job["ProcessingEndTime"] >= job["ProcessingStartTime"]
-    assert keys(bucket, f"out/{name}/") == [f"out/{name}/report/report.json", f"out/{name}/train/part/train.csv"]
+    assert keys(bucket, f"out/{name}/") == [f"out/{name}/report/report.json",
+                                            f"out/{name}/train/part/train.csv"]
     s3 = boto3.client("s3")
     train = s3.get_object(Bucket=bucket, Key=f"out/{name}/train/part/train.csv")["Body"].read().decode()
     assert train.splitlines() == ["distance,delayed", "900,1", "1500,1"]  # both partitions, filtered
@@ -140,7 +144,8 @@ def test_a_missing_input_fails_with_clienterror(bucket):
 def test_an_image_that_cannot_run_locally_fails_the_job(bucket):
     sm = boto3.client("sagemaker")
     name = f"proc-image-{uuid.uuid4().hex[:6]}"
-    sm.create_processing_job(**request(bucket, name, image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"))
+    own_image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"
+    sm.create_processing_job(**request(bucket, name, image=own_image))
     job = wait(sm, name)
     assert job["ProcessingJobStatus"] == "Failed" and "mine:1" in job["FailureReason"]
 

@@ -26,12 +26,16 @@ AWS it requires the function's resource policy to let the calling service invoke
 
 from __future__ import annotations
 
+import atexit
 import base64
 import io
 import json
 import logging
 import os
 import re
+import select
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,7 +68,8 @@ RESERVED_VARIABLES = {
 BOOTSTRAP = r'''
 import importlib, json, os, resource, sys, time, traceback
 
-request_id, deadline, result_path = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+request_id, timeout, result_path, ready_fd = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+deadline = None
 task_root = os.environ["LAMBDA_TASK_ROOT"]
 sys.path.insert(0, task_root)
 
@@ -128,6 +133,10 @@ def main():
         exc = AttributeError(function_name)
         return finish(None, failure(exc, "Runtime.HandlerNotFound",
                                     f"Handler '{function_name}' missing on module '{module_name}'"))
+    global deadline
+    os.write(ready_fd, b"i")  # init is over: the function's timeout starts now, as on AWS
+    os.close(ready_fd)
+    deadline = time.time() + timeout
     try:
         result = function(event, LambdaContext())
     except Exception as exc:
@@ -161,6 +170,7 @@ def _code_dir(fn) -> Path:
             return _code_dirs[key]
         if _code_root is None:
             _code_root = Path(tempfile.mkdtemp(prefix="labkit-lambda-"))
+            atexit.register(shutil.rmtree, _code_root, True)
             (_code_root / "_labkit_bootstrap.py").write_text(BOOTSTRAP)
         target = _code_root / key
         with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as archive:
@@ -180,6 +190,7 @@ def _check_zip(data: bytes) -> None:
 
 
 def _check_spec(account_id: str, spec: dict) -> None:
+    """What AWS checks in CreateFunction / UpdateFunctionCode / UpdateFunctionConfiguration."""
     code = spec.get("Code") or {}
     if "ZipFile" in code:
         raw = code["ZipFile"]
@@ -260,6 +271,42 @@ def _write_logs(fn, stream: str, lines: list[str]) -> None:
                         [{"timestamp": stamp, "message": line} for line in lines])
 
 
+INIT_LIMIT_SECONDS = 10.0  # AWS's limit on the init phase (imports), outside the function timeout
+
+
+def _execute(argv: list[str], env: dict, cwd: Path, timeout: float):
+    """Run the bootstrap: init (imports) may take up to 10 s, then the handler ``timeout`` seconds.
+    Returns (output, timed out, exit code, init milliseconds, monotonic time the handler started)."""
+    ready_read, ready_write = os.pipe()
+    begun = time.monotonic()
+    process = subprocess.Popen([*argv, str(ready_write)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                               start_new_session=True, pass_fds=(ready_write,))
+    os.close(ready_write)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
+    reader.start()
+    try:  # readable when the handler starts, or at EOF when the process ended during init
+        ready = select.select([ready_read], [], [], INIT_LIMIT_SECONDS)[0]
+    finally:
+        os.close(ready_read)
+    started = time.monotonic()
+    timed_out = not ready
+    if not timed_out:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the handler's own children too: nothing outlives it
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+    reader.join(5)
+    return (b"".join(chunks).decode(errors="replace"), timed_out, process.returncode,
+            (started - begun) * 1000, started)
+
+
 def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | None, str]:
     """Run one invocation; returns (payload, function error or None, the invocation's log text)."""
     request_id = str(uuid.uuid4())
@@ -272,7 +319,7 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
                     "errorType": "Runtime.InvalidRuntime"}
         lines = [f"START RequestId: {request_id} Version: {fn.version}",
                  f"[ERROR] {document['errorType']}: {document['errorMessage']}"]
-        output, error, memory = "", document, 0
+        output, error, memory, init_ms = "", document, 0, None
         status = "error"
     else:
         task_root = _code_dir(fn)
@@ -281,19 +328,9 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
             Path(event_path).write_text(json.dumps(event))
             env = _environment(fn, request_id, stream, event_path, task_root,
                                invoked_arn or fn.function_arn)
-            argv = [sys.executable, "-I", "-u", str(task_root.parent / "_labkit_bootstrap.py"), request_id,
-                    str(time.time() + timeout), result_path]
-            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=env, cwd=task_root,
-                                       start_new_session=True)
-            try:
-                raw, _ = process.communicate(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raw, _ = process.communicate()
-                timed_out = True
-            output = raw.decode(errors="replace")
+            argv = [sys.executable, "-I", "-u", str(task_root.parent / "_labkit_bootstrap.py"),
+                    request_id, str(timeout), result_path]
+            output, timed_out, returncode, init_ms, started = _execute(argv, env, task_root, timeout)
             result = {}
             if not timed_out:
                 try:
@@ -313,7 +350,7 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
         else:
             error = {"errorType": "Runtime.ExitError",
                      "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
-                                     f"exit status {process.returncode}"}
+                                     f"exit status {returncode}"}
             status = "error"
         payload = None if error else result.get("payload")
     duration = (time.monotonic() - started) * 1000
@@ -321,6 +358,8 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
     report = (f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
               f"{int(duration) + 1} ms\tMemory Size: {fn.memory_size} MB\tMax Memory Used: "
               f"{memory} MB")
+    if init_ms is not None:
+        report += f"\tInit Duration: {init_ms:.2f} ms"  # every local invocation is a cold start
     if status:
         report += f"\tStatus: {status}"
         if status == "error" and error.get("errorType", "").startswith("Runtime."):
@@ -429,12 +468,40 @@ def _response_invoke_async(self):
         _request.invoke_async = False
 
 
+def _send_sns_message(self, function_name, message, subject=None, qualifier=None):
+    """SNS invokes a subscribed function asynchronously (moto's call would block the publish),
+    with the SNS event record (moto does not pass the topic ARN down to here)."""
+    from labkit.local.server import background
+
+    fn = self._lambdas.get_function_by_name_or_arn_with_qualifier(function_name, qualifier)
+    stamp = f"{clock.now():%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+    event = {"Records": [{"EventVersion": "1.0", "EventSource": "aws:sns", "Sns": {
+        "Type": "Notification", "MessageId": str(uuid.uuid4()), "Subject": subject,
+        "Message": message, "Timestamp": stamp, "SignatureVersion": "1", "MessageAttributes": {}}}]}
+    background(run, fn, event)
+
+
+def _update_function_code(self, function_name, qualifier, body):
+    _check_spec(self.account_id, {"Code": body})
+    return _ORIGINAL["update_function_code"](self, function_name, qualifier, body)
+
+
+def _update_function_configuration(self, function_name, qualifier, body):
+    _check_spec(self.account_id, {"Environment": body.get("Environment")})
+    return _ORIGINAL["update_function_configuration"](self, function_name, qualifier, body)
+
+
 def install() -> None:
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.awslambda.responses import LambdaResponse
 
-    _ORIGINAL.setdefault("create_function", LambdaBackend.create_function)
-    LambdaBackend.create_function = _create_function
+    for name, replacement in (("create_function", _create_function),
+                              ("update_function_code", _update_function_code),
+                              ("update_function_configuration", _update_function_configuration)):
+        _ORIGINAL.setdefault(name, getattr(LambdaBackend, name))
+        setattr(LambdaBackend, name, replacement)
     LambdaFunction.invoke = _invoke
+    _ORIGINAL.setdefault("send_sns_message", LambdaBackend.send_sns_message)
+    LambdaBackend.send_sns_message = _send_sns_message
     _ORIGINAL.setdefault("invoke_async", LambdaResponse.invoke_async)
     LambdaResponse.invoke_async = _response_invoke_async

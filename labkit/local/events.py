@@ -271,10 +271,8 @@ def _match_leaf(filters: list, values: list) -> bool:
             if bool(values) == f["exists"]:
                 return True
             continue
-        if any(_match_value(f, v) for v in values):
-            return True
-        if not values and f is None:  # AWS: null matches only an explicit null, not a missing field
-            continue
+        if any(_match_value(f, v) for v in values):  # a missing field has no values: even
+            return True                                   # [null] needs an explicit null
     return False
 
 
@@ -286,7 +284,9 @@ def _match_value(f: Any, v: Any) -> bool:
     if not isinstance(f, dict):
         if _is_number(f) and _is_number(v):
             return float(f) == float(v)
-        return type(f) is type(v) and f == v if isinstance(f, bool) or isinstance(v, bool) else f == v
+        if isinstance(f, bool) or isinstance(v, bool):
+            return type(f) is type(v) and f == v  # true is not 1
+        return f == v
     name, arg = next(iter(f.items()))
     if name == "prefix" or name == "suffix":
         if not isinstance(v, str):
@@ -471,6 +471,100 @@ def _deliver(rule, target: dict, event: dict) -> None:
         _log.warning("rule %s: targets of service %s are not emulated (%s)", rule.name, service, arn)
 
 
+# --- scheduled rules on the virtual clock --------------------------------------------------------
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+_schedules: dict[tuple, dict] = {}  # (account, region, rule name) -> {"expression", "next"}
+
+
+def validate_schedule(expression: str) -> None:
+    """``rate(1 minute)`` / ``rate(5 minutes)`` / ``cron(...)`` as AWS accepts them."""
+    from moto.events.exceptions import ValidationException
+
+    match = _RATE.match(expression)
+    if match:
+        value, unit = int(match.group(1)), match.group(2)
+        if value > 0 and (value == 1) == (not unit.endswith("s")):
+            return
+    elif expression.startswith("cron("):
+        from labkit.local.glue import validate_schedule as valid_cron
+
+        try:
+            valid_cron(expression)
+            return
+        except Exception:
+            pass
+    raise ValidationException("Parameter ScheduleExpression is not valid.")
+
+
+def _cron_part_matches(part: str, value: int, low: int, names: list[str]) -> bool:
+    base, _, step = part.partition("/")
+    if base in ("*", "?"):
+        start, end = low, None
+    else:
+        ends = [names.index(e.upper()) + low if e.upper() in names else int(e) for e in base.split("-")]
+        start, end = ends[0], ends[-1] if (len(ends) > 1 or step) else ends[0]
+        if step and len(ends) == 1:
+            end = None
+    if value < start or (end is not None and value > end):
+        return False
+    return (value - start) % int(step or 1) == 0
+
+
+def _cron_due(expression: str, when) -> bool:
+    """Whether the cron expression fires at the minute ``when`` (UTC). L, W and # never fire."""
+    fields = expression[5:-1].split()
+    values = (when.minute, when.hour, when.day, when.month, (when.isoweekday() % 7) + 1, when.year)
+    lows = (0, 0, 1, 1, 1, 1970)
+    names = ([], [], [], "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(),
+             "SUN MON TUE WED THU FRI SAT".split(), [])
+    try:
+        return all(field == "?" or any(_cron_part_matches(p, v, low, n) for p in field.split(","))
+                   for field, v, low, n in zip(fields, values, lows, names))
+    except ValueError:
+        return False
+
+
+def _next_due(expression: str, after):
+    from datetime import timedelta
+
+    match = _RATE.match(expression)
+    if match:
+        return after + timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")])
+    moment = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    for _ in range(366 * 24 * 60):
+        if _cron_due(expression, moment):
+            return moment
+        moment += timedelta(minutes=1)
+    return None
+
+
+def _fire_schedules(now) -> None:
+    """Clock listener: every due scheduled rule sends AWS's "Scheduled Event" to its own targets."""
+    from moto.events.models import events_backends
+
+    for key, entry in list(_schedules.items()):
+        account, region, name = key
+        try:
+            rule = events_backends[account][region].describe_event_bus("default").rules.get(name)
+        except Exception:
+            rule = None
+        if rule is None or rule.scheduled_expression != entry["expression"]:
+            _schedules.pop(key, None)
+            continue
+        while entry["next"] is not None and entry["next"] <= now:
+            due, entry["next"] = entry["next"], _next_due(entry["expression"], entry["next"])
+            if rule.state != "ENABLED":
+                continue
+            event = _envelope("aws.events", "Scheduled Event", {}, [rule.arn], account, region,
+                              due.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            for target in list(rule.targets):
+                try:
+                    _deliver(rule, target, event)
+                except Exception:
+                    _log.exception("rule %s: delivery to %s failed", rule.name, target.get("Arn"))
+
+
 # --- moto hooks ---------------------------------------------------------------------------------
 def _time_text(value: Any) -> str | None:
     from datetime import datetime, timezone
@@ -529,7 +623,17 @@ _ORIGINAL: dict[str, Any] = {}
 def _put_rule(self, name, *args, **kwargs):
     if kwargs.get("event_pattern"):
         validate_pattern(kwargs["event_pattern"])
-    return _ORIGINAL["put_rule"](self, name, *args, **kwargs)
+    expression = kwargs.get("scheduled_expression")
+    if expression:
+        validate_schedule(expression)
+    rule = _ORIGINAL["put_rule"](self, name, *args, **kwargs)
+    key = (self.account_id, self.region_name, name)
+    if expression and rule.event_bus_name == "default":
+        if _schedules.get(key, {}).get("expression") != expression:
+            _schedules[key] = {"expression": expression, "next": _next_due(expression, clock.now())}
+    else:
+        _schedules.pop(key, None)
+    return rule
 
 
 _REQUIRED_EVENT_FIELDS = ("id", "account", "source", "time", "region", "detail-type")
@@ -555,6 +659,11 @@ def _response_test_event_pattern(self):
 def install() -> None:
     from moto.events.models import EventsBackend
     from moto.events.responses import EventsHandler
+
+    from labkit.local.server import on_reset
+
+    clock.on_tick(_fire_schedules)
+    on_reset(_schedules.clear)
 
     _ORIGINAL.setdefault("put_rule", EventsBackend.put_rule)
     EventsBackend.put_rule = _put_rule

@@ -463,10 +463,12 @@ def _run_job_step(execution: _Execution, step: _Step, args: dict) -> None:
         described = _wait(execution, step, lambda: sm.describe_hyper_parameter_tuning_job(
             HyperParameterTuningJobName=name), "HyperParameterTuningJobStatus", "Completed")
         status, reason = described["HyperParameterTuningJobStatus"], described.get("FailureReason")
-        if status == "Completed":
+        if status == "Completed":  # TrainingJobSummaries: best first, as the step's properties rank them
+            objective = described["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
             summaries = sm.list_training_jobs_for_hyper_parameter_tuning_job(
-                HyperParameterTuningJobName=name, SortBy="FinalObjectiveMetricValue",
-                MaxResults=100)["TrainingJobSummaries"]
+                HyperParameterTuningJobName=name, SortBy="FinalObjectiveMetricValue", MaxResults=100,
+                SortOrder="Descending" if objective["Type"] == "Maximize" else "Ascending",
+            )["TrainingJobSummaries"]
             described["TrainingJobSummaries"] = summaries
     else:  # Transform
         step.job = ("TransformJob", name)
@@ -595,7 +597,7 @@ def _put_status_event(execution: _Execution) -> None:
               "currentPipelineExecutionStatus": execution.status,
               "previousPipelineExecutionStatus": "Executing",
               "executionStartTime": fake.start_time.isoformat(),
-              "executionEndTime": clock.now().isoformat(),
+              "executionEndTime": clock.now().isoformat(),  # ISO text, as this event carries them
               "pipelineExecutionDescription": fake.pipeline_execution_description,
               "pipelineArn": execution.pipeline.arn}
     try:
@@ -665,7 +667,8 @@ def start_execution(backend, pipeline_name: str, parameters: list | None = None,
     fake.pipeline_execution_status = "Executing"
     fake.pipeline_execution_display_name = display_name or arn.rsplit("/", 1)[-1]
     fake.pipeline_parameters = parameters or []
-    parallel = (parallelism or pipeline.parallelism_configuration or {}).get("MaxParallelExecutionSteps") or 50
+    config = parallelism or pipeline.parallelism_configuration or {}
+    parallel = config.get("MaxParallelExecutionSteps") or 50
     execution = _Execution(fake, pipeline, backend.account_id, backend.region_name,
                            endpoint or _endpoints.get(pipeline.arn) or os.environ.get("AWS_ENDPOINT_URL"),
                            definition, typed, _plan(definition), max_parallel=int(parallel))

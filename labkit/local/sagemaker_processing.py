@@ -190,7 +190,8 @@ def execute(run: training._Run) -> str:
         final, reason = "Failed", str(exc)
     except Exception as exc:  # an engine bug: report it as the job's failure, never hang InProgress
         log.exception("processing job %s failed in the engine", job.processing_job_name)
-        final, reason = "Failed", f"InternalServerError: labkit processing engine: {type(exc).__name__}: {exc}"
+        final = "Failed"
+        reason = f"InternalServerError: labkit processing engine: {type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(root, ignore_errors=True)
     end = clock.now()

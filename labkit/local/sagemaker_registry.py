@@ -32,7 +32,8 @@ def _put_event(backend, package, updated_fields: list[str] | None = None) -> Non
         from labkit.local import events
     except ImportError:  # EventBridge engine not installed in this build
         return
-    detail = dict(package.gen_response_object())
+    detail = events._epoch_millis(dict(package.gen_response_object()))  # AWS's event times
+    detail["Tags"] = {t["Key"]: t["Value"] for t in package.tags or []}
     if updated_fields:
         detail["UpdatedModelPackageFields"] = updated_fields
     try:
