@@ -29,6 +29,7 @@ PARTS = (
     ("Data engineering", ("data-engineering",), range(1, 6)),
     ("Modelling", ("modelling",), range(6, 9)),
     ("Operations", ("operations",), range(9, 11)),
+    ("Orchestration", ("orchestration",), range(11, 12)),
     ("Instructor guide", ("instructor-guide",), ()),
     ("Reference", ("fidelity", "troubleshooting", "site"), ()),
 )
