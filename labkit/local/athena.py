@@ -379,16 +379,21 @@ def _partitions(ctx: Ctx, db: str, name: str) -> list[dict]:
 
 
 # --- building DuckDB relations for catalog tables ---------------------------------------------------
+def _path_list(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
 def _scan_sql(ctx: Ctx, table: dict, sd: dict, files: list[S3File], columns: list[dict],
-              referenced: set[str] | None) -> str:
-    """A DuckDB SELECT producing the table's data columns from ``files`` (Athena semantics)."""
+              referenced: set[str] | None, file_column: bool = False) -> str:
+    """A DuckDB SELECT producing the table's data columns from ``files`` (Athena semantics);
+    ``file_column`` (text tables) adds ``__labkit_file``, the local file each row came from."""
     kind = _storage_kind(table, sd)
     names = [c["Name"].lower() for c in columns]
     if not files:
         return "SELECT " + ", ".join(f"CAST(NULL AS {_duck_type(c['Type'])}) AS \"{c['Name'].lower()}\""
                                      for c in columns) + " WHERE false"
     paths = [_local_copy(ctx.account_id, f) for f in files]
-    plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    plist = _path_list(paths)
     if kind == "orc":
         raise AthenaQueryError("NOT_SUPPORTED: ORC tables are not supported by the local Athena; "
                                "use Parquet (CTAS WITH (format='PARQUET'))", 1006)
@@ -433,7 +438,8 @@ def _scan_sql(ctx: Ctx, table: dict, sd: dict, files: list[S3File], columns: lis
         spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
         src = (f"read_csv({plist}, delim={_lit(delim)}, quote={_lit(quote)}, escape={_lit(escape)}, "
                f"header=false, skip={skip}, columns={spec}, null_padding=true, auto_detect=false, "
-               f"nullstr={_lit(nullstr)}, strict_mode=false, max_line_size=10000000)")
+               f"nullstr={_lit(nullstr)}, strict_mode=false, max_line_size=10000000"
+               f"{', filename=true' if file_column else ''})")
         raw = {n: f"c{i}" for i, n in enumerate(names)}
     cols = []
     for c in columns:
@@ -446,6 +452,8 @@ def _scan_sql(ctx: Ctx, table: dict, sd: dict, files: list[S3File], columns: lis
                         f"TRY_CAST(make_timestamp(TRY_CAST({raw[n]} AS BIGINT) * 1000) AS TIMESTAMP)) AS \"{n}\"")
         else:
             cols.append(f"TRY_CAST(trim({raw[n]}) AS {dt}) AS \"{n}\"")
+    if file_column and kind in ("text", "opencsv"):
+        cols.append("filename AS __labkit_file")
     return f"SELECT {', '.join(cols)} FROM {src}"
 
 
@@ -507,17 +515,35 @@ def _table_relation(ctx: Ctx, db: str, name: str, table: dict, predicates: list[
     parts = _partitions(ctx, db, name)
     keep = _prune(ctx, pkeys, parts, predicates)
     branches = []
+    # Text partitions read the same way are read by one read_csv over all their files (one scan,
+    # parallel across files, instead of a UNION of one scan per partition); each row gets its
+    # partition's values through the file it came from.
+    merged: dict[str, list[tuple[list[str], list[str]]]] = {}
     for i in keep:
         part = parts[i]
         psd = part.get("StorageDescriptor") or {}
         files = list_files(ctx.account_id, psd.get("Location") or "", ctx.listings)
         if not files:
             continue
-        body = _scan_sql(ctx, table, {**sd, **{k: v for k, v in psd.items() if v}}, files, columns,
-                         referenced)
-        consts = ", ".join(f"TRY_CAST({_lit(v)} AS {_duck_type(k['Type'])}) AS \"{k['Name'].lower()}\""
-                           for k, v in zip(pkeys, part.get("Values") or []))
+        values = [f"TRY_CAST({_lit(v)} AS {_duck_type(k['Type'])})"
+                  for k, v in zip(pkeys, part.get("Values") or [])]
+        psd = {**sd, **{k: v for k, v in psd.items() if v}}
+        if _storage_kind(table, psd) in ("text", "opencsv"):
+            body = _scan_sql(ctx, table, psd, files, columns, referenced, file_column=True)
+            paths = [_local_copy(ctx.account_id, f) for f in files]
+            merged.setdefault(body.replace(_path_list(paths), "{files}", 1), []).append((paths, values))
+            continue
+        body = _scan_sql(ctx, table, psd, files, columns, referenced)
+        consts = ", ".join(f"{v} AS \"{k['Name'].lower()}\"" for k, v in zip(pkeys, values))
         branches.append(f"SELECT *, {consts} FROM ({body})")
+    pnames = ", ".join(f"\"{k['Name'].lower()}\"" for k in pkeys)
+    for template, members in merged.items():
+        paths = list(dict.fromkeys(p for member_paths, _ in members for p in member_paths))
+        mapping = ", ".join(f"({_lit(p)}, {', '.join(values)})" for member_paths, values in members
+                            for p in member_paths)
+        branches.append(f"SELECT s.* EXCLUDE (__labkit_file), p.* EXCLUDE (__labkit_file) FROM "
+                        f"({template.replace('{files}', _path_list(paths), 1)}) s JOIN "
+                        f"(VALUES {mapping}) p(__labkit_file, {pnames}) ON s.__labkit_file = p.__labkit_file")
     if not branches:
         allcols = columns + pkeys
         return "SELECT " + ", ".join(f"CAST(NULL AS {_duck_type(c['Type'])}) AS \"{c['Name'].lower()}\""

@@ -71,6 +71,23 @@ def _logged(fn, *args, **kwargs):
         raise
 
 
+def _cache_moto_module_list() -> None:
+    """moto's dispatcher lists its own package folder (a listdir and a stat per service, some 180)
+    on every request to test whether the Host names a service: the folder does not change while
+    the server runs, so list it once."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "labkit_cached", False):
+        return
+    names = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules():
+        return names
+
+    list_of_moto_modules.labkit_cached = True
+    backends.list_of_moto_modules = list_of_moto_modules
+
+
 def install_engines() -> list[str]:
     """Import every engine module in labkit.local and call its ``install()`` once per process."""
     global _installed
@@ -190,6 +207,13 @@ class LocalAWS:
         from werkzeug.serving import make_server
 
         install_engines()
+        _cache_moto_module_list()
+
+        class RequestHandler(MotoRequestHandler):
+            # werkzeug sends a response's headers and body in two writes: without TCP_NODELAY the
+            # body can wait for the client's ACK of the headers (as urllib3 does on its side)
+            disable_nagle_algorithm = True
+
         moto_app = DomainDispatcherApplication(create_backend_app)
         app = _ControlMiddleware(moto_app, learner=self.learner)
         for path, learner in self.sockets.items():
@@ -200,7 +224,7 @@ class LocalAWS:
                              daemon=True).start()
         try:
             self._server = make_server(self.host, self.port, app, threaded=True,
-                                       request_handler=MotoRequestHandler)
+                                       request_handler=RequestHandler)
         except (OSError, SystemExit) as exc:
             if self.port and _port_in_use(self.host, self.port):
                 raise LabkitError(f"port {self.port} on {self.host} is already in use; choose another "
