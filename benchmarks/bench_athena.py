@@ -31,19 +31,27 @@ QUERIES = {
 }
 
 
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up (local Athena: copies the S3 objects into its file cache once)
-    times = []
+def paired_times(local, direct, repeat: int) -> tuple[float, float, float]:
+    """Median time of each side and the median of the per-pair ratios, the two run in turn
+    (local, direct, local, direct, ...) so that a machine whose speed drifts (shared cores)
+    slows both sides of a pair alike. A warm-up of each first (the local Athena copies the S3
+    objects into its file cache once)."""
+    local(), direct()
+    t_local, t_direct, ratios = [], [], []
     for _ in range(repeat):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        local()
+        t_local.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        direct()
+        t_direct.append(time.perf_counter() - start)
+        ratios.append(t_local[-1] / t_direct[-1])
+    return statistics.median(t_local), statistics.median(t_direct), statistics.median(ratios)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
     import duckdb
@@ -98,17 +106,17 @@ def main() -> None:
         local = run(query)
         direct = con.execute(query).fetchall()
         assert len(local) - 1 == len(direct), (label, len(local), len(direct))
-        t_local = median_time(lambda q=query: run(q), args.repeat)
-        t_duck = median_time(lambda q=query: con.execute(q).fetchall(), args.repeat)
-        rows.append((label, t_local, t_duck))
+        rows.append((label, *paired_times(lambda q=query: run(q), lambda q=query: con.execute(q).fetchall(),
+                                          args.repeat)))
 
     print(f"local Athena vs DuckDB alone, same {sum(1 for k, _ in layout if k.startswith('raw/flights/'))} "
-          f"CSV files, median of {args.repeat} runs")
+          f"CSV files, {args.repeat} pairs run in turn; ratio = median of the per-pair ratios")
     print(f"{'query':<38} {'local Athena':>13} {'DuckDB':>9} {'ratio':>7}")
-    for label, a, d in rows:
-        print(f"{label:<38} {a * 1000:>10.0f} ms {d * 1000:>6.0f} ms {a / d:>6.1f}x")
+    for label, a, d, ratio in rows:
+        print(f"{label:<38} {a * 1000:>10.0f} ms {d * 1000:>6.0f} ms {ratio:>6.2f}x")
     total_a, total_d = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    print(f"{'all queries':<38} {total_a * 1000:>10.0f} ms {total_d * 1000:>6.0f} ms {total_a / total_d:>6.1f}x")
+    print(f"{'all queries (sum of medians)':<38} {total_a * 1000:>10.0f} ms {total_d * 1000:>6.0f} ms "
+          f"{total_a / total_d:>6.2f}x")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ def main() -> None:
     print(f"invoke_endpoint  p50 {p50_remote * 1e3:8.2f} ms   p95 {p95_remote * 1e3:8.2f} ms")
     print(f"in-process predict p50 {p50_local * 1e3:8.3f} ms")
     print(f"ratio (p50 invoke / p50 predict): {p50_remote / p50_local:.1f}x")
+    added = statistics.median(r - p for r, p in zip(remote, local))
+    print(f"added by the endpoint (median of per-call differences, target <= 3 ms): {added * 1e3:.2f} ms")
     sm.delete_endpoint(EndpointName="bench-endpoint")
 
 

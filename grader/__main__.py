@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("course", help="run every solution notebook on the local AWS: status, score, time")
     p.add_argument("lab", nargs="?")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="labs run side by side")
 
     args = parser.parse_args(argv)
     drop_credentials()  # before any lab code runs, this process holds no AWS credentials
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "course":
         from grader.run_course import run_course
 
-        return 0 if run_course(root, args.lab) else 1
+        return 0 if run_course(root, args.lab, jobs=args.jobs) else 1
     return 2
 
 

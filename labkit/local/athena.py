@@ -11,6 +11,7 @@ What differs from AWS is listed in book/fidelity/athena.md.
 from __future__ import annotations
 
 import base64
+import bisect
 import csv
 import fnmatch
 import io
@@ -153,20 +154,30 @@ class S3File:
     etag: str
 
 
-def list_files(account_id: str, location: str) -> list[S3File]:
+def list_files(account_id: str, location: str, listings: dict | None = None) -> list[S3File]:
     """Objects Athena would read under a table/partition LOCATION (recursive, skipping hidden
-    ``_``/``.`` names, folder markers, and objects in Glacier classes, which Athena ignores)."""
+    ``_``/``.`` names, folder markers, and objects in Glacier classes, which Athena ignores).
+
+    ``listings`` (one query's) keeps each bucket's sorted keys, so a table of many partitions
+    lists its bucket once, not once per partition."""
     bucket_name, prefix = split_s3(location)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    try:
-        bucket = _s3(account_id).get_bucket(bucket_name)
-    except Exception:
-        raise AthenaQueryError(f"HIVE_CANNOT_OPEN_SPLIT: Error opening Hive split {location}: "
-                               f"The specified bucket does not exist") from None
+    listing = None if listings is None else listings.get(bucket_name)
+    if listing is None:
+        try:
+            bucket = _s3(account_id).get_bucket(bucket_name)
+        except Exception:
+            raise AthenaQueryError(f"HIVE_CANNOT_OPEN_SPLIT: Error opening Hive split {location}: "
+                                   f"The specified bucket does not exist") from None
+        listing = sorted(bucket.keys.items(), key=lambda item: item[0])
+        if listings is not None:
+            listings[bucket_name] = listing
     out = []
-    for name, key in list(bucket.keys.items()):
-        if not name.startswith(prefix) or name.endswith("/") or not hasattr(key, "value"):
+    for name, key in listing[bisect.bisect_left(listing, prefix, key=lambda item: item[0]):]:
+        if not name.startswith(prefix):
+            break
+        if name.endswith("/") or not hasattr(key, "value"):
             continue
         rel = name[len(prefix):]
         if any(part.startswith(("_", ".")) for part in rel.split("/")):
@@ -174,19 +185,20 @@ def list_files(account_id: str, location: str) -> list[S3File]:
         if getattr(key, "storage_class", "STANDARD") in ("GLACIER", "DEEP_ARCHIVE"):
             continue
         out.append(S3File(bucket_name, name, key.size, key.etag))
-    return sorted(out, key=lambda f: f.key)
+    return out
 
 
 def _local_copy(account_id: str, f: S3File) -> str:
-    """A local file with the object's bytes (DuckDB reads files); cached by etag."""
+    """A local file with the object's bytes (DuckDB reads files); cached by etag, so a query
+    copies only objects that are new or changed since the last one."""
     ident = (f.bucket, f.key, f.etag)
+    root = _cache_root()
     path = _cache_index.get(ident)
-    if path and os.path.exists(path):
+    if path and path.startswith(root):  # the cache folder is this engine's own: no stat per file
         return path
     data = _s3(account_id).get_object(f.bucket, f.key).value
-    folder = os.path.join(_cache_root(), uuid.uuid4().hex[:12])
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, os.path.basename(f.key) or "object")
+    # one flat folder; the object's own name last, so DuckDB sees its extension (.gz, .parquet)
+    path = os.path.join(root, uuid.uuid4().hex[:12] + "-" + (os.path.basename(f.key) or "object"))
     with open(path, "wb") as out:
         out.write(data)
     _cache_index[ident] = path
@@ -335,6 +347,7 @@ class Ctx:
     output_location: str | None
     scanned: int = 0
     con: Any = None
+    listings: dict = field(default_factory=dict)  # bucket -> sorted keys, listed once per query
     column_types: dict = field(default_factory=dict)  # column name -> set of Hive types seen
 
 
@@ -366,16 +379,21 @@ def _partitions(ctx: Ctx, db: str, name: str) -> list[dict]:
 
 
 # --- building DuckDB relations for catalog tables ---------------------------------------------------
+def _path_list(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
 def _scan_sql(ctx: Ctx, table: dict, sd: dict, files: list[S3File], columns: list[dict],
-              referenced: set[str] | None) -> str:
-    """A DuckDB SELECT producing the table's data columns from ``files`` (Athena semantics)."""
+              referenced: set[str] | None, file_column: bool = False) -> str:
+    """A DuckDB SELECT producing the table's data columns from ``files`` (Athena semantics);
+    ``file_column`` (text tables) adds ``__labkit_file``, the local file each row came from."""
     kind = _storage_kind(table, sd)
     names = [c["Name"].lower() for c in columns]
     if not files:
         return "SELECT " + ", ".join(f"CAST(NULL AS {_duck_type(c['Type'])}) AS \"{c['Name'].lower()}\""
                                      for c in columns) + " WHERE false"
     paths = [_local_copy(ctx.account_id, f) for f in files]
-    plist = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    plist = _path_list(paths)
     if kind == "orc":
         raise AthenaQueryError("NOT_SUPPORTED: ORC tables are not supported by the local Athena; "
                                "use Parquet (CTAS WITH (format='PARQUET'))", 1006)
@@ -420,7 +438,8 @@ def _scan_sql(ctx: Ctx, table: dict, sd: dict, files: list[S3File], columns: lis
         spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
         src = (f"read_csv({plist}, delim={_lit(delim)}, quote={_lit(quote)}, escape={_lit(escape)}, "
                f"header=false, skip={skip}, columns={spec}, null_padding=true, auto_detect=false, "
-               f"nullstr={_lit(nullstr)}, strict_mode=false, max_line_size=10000000)")
+               f"nullstr={_lit(nullstr)}, strict_mode=false, max_line_size=10000000"
+               f"{', filename=true' if file_column else ''})")
         raw = {n: f"c{i}" for i, n in enumerate(names)}
     cols = []
     for c in columns:
@@ -433,6 +452,8 @@ def _scan_sql(ctx: Ctx, table: dict, sd: dict, files: list[S3File], columns: lis
                         f"TRY_CAST(make_timestamp(TRY_CAST({raw[n]} AS BIGINT) * 1000) AS TIMESTAMP)) AS \"{n}\"")
         else:
             cols.append(f"TRY_CAST(trim({raw[n]}) AS {dt}) AS \"{n}\"")
+    if file_column and kind in ("text", "opencsv"):
+        cols.append("filename AS __labkit_file")
     return f"SELECT {', '.join(cols)} FROM {src}"
 
 
@@ -489,21 +510,40 @@ def _table_relation(ctx: Ctx, db: str, name: str, table: dict, predicates: list[
     if not pkeys:
         if not sd.get("Location"):
             raise AthenaQueryError(f"HIVE_METASTORE_ERROR: Table {db}.{name} has no LOCATION")
-        return _scan_sql(ctx, table, sd, list_files(ctx.account_id, sd["Location"]), columns, referenced)
+        return _scan_sql(ctx, table, sd, list_files(ctx.account_id, sd["Location"], ctx.listings),
+                        columns, referenced)
     parts = _partitions(ctx, db, name)
     keep = _prune(ctx, pkeys, parts, predicates)
     branches = []
+    # Text partitions read the same way are read by one read_csv over all their files (one scan,
+    # parallel across files, instead of a UNION of one scan per partition); each row gets its
+    # partition's values through the file it came from.
+    merged: dict[str, list[tuple[list[str], list[str]]]] = {}
     for i in keep:
         part = parts[i]
         psd = part.get("StorageDescriptor") or {}
-        files = list_files(ctx.account_id, psd.get("Location") or "")
+        files = list_files(ctx.account_id, psd.get("Location") or "", ctx.listings)
         if not files:
             continue
-        body = _scan_sql(ctx, table, {**sd, **{k: v for k, v in psd.items() if v}}, files, columns,
-                         referenced)
-        consts = ", ".join(f"TRY_CAST({_lit(v)} AS {_duck_type(k['Type'])}) AS \"{k['Name'].lower()}\""
-                           for k, v in zip(pkeys, part.get("Values") or []))
+        values = [f"TRY_CAST({_lit(v)} AS {_duck_type(k['Type'])})"
+                  for k, v in zip(pkeys, part.get("Values") or [])]
+        psd = {**sd, **{k: v for k, v in psd.items() if v}}
+        if _storage_kind(table, psd) in ("text", "opencsv"):
+            body = _scan_sql(ctx, table, psd, files, columns, referenced, file_column=True)
+            paths = [_local_copy(ctx.account_id, f) for f in files]
+            merged.setdefault(body.replace(_path_list(paths), "{files}", 1), []).append((paths, values))
+            continue
+        body = _scan_sql(ctx, table, psd, files, columns, referenced)
+        consts = ", ".join(f"{v} AS \"{k['Name'].lower()}\"" for k, v in zip(pkeys, values))
         branches.append(f"SELECT *, {consts} FROM ({body})")
+    pnames = ", ".join(f"\"{k['Name'].lower()}\"" for k in pkeys)
+    for template, members in merged.items():
+        paths = list(dict.fromkeys(p for member_paths, _ in members for p in member_paths))
+        mapping = ", ".join(f"({_lit(p)}, {', '.join(values)})" for member_paths, values in members
+                            for p in member_paths)
+        branches.append(f"SELECT s.* EXCLUDE (__labkit_file), p.* EXCLUDE (__labkit_file) FROM "
+                        f"({template.replace('{files}', _path_list(paths), 1)}) s JOIN "
+                        f"(VALUES {mapping}) p(__labkit_file, {pnames}) ON s.__labkit_file = p.__labkit_file")
     if not branches:
         allcols = columns + pkeys
         return "SELECT " + ", ".join(f"CAST(NULL AS {_duck_type(c['Type'])}) AS \"{c['Name'].lower()}\""
@@ -515,25 +555,25 @@ def _prune(ctx: Ctx, pkeys: list[dict], parts: list[dict], predicates: list[str]
     """Indexes of the partitions every applicable predicate keeps (evaluated by DuckDB)."""
     if not predicates or not parts:
         return list(range(len(parts)))
-    import duckdb
-
-    con = duckdb.connect()
+    con = ctx.con  # the query's own connection: a temporary table, dropped again
     try:
         cols = ", ".join(f"\"{k['Name'].lower()}\" {_duck_type(k['Type'])}" for k in pkeys)
-        con.execute(f"CREATE TABLE parts(__i INTEGER, {cols})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __labkit_parts(__i INTEGER, {cols})")
+        rows = []
         for i, p in enumerate(parts):
             values = ", ".join(f"TRY_CAST({_lit(v)} AS {_duck_type(k['Type'])})"
                                for k, v in zip(pkeys, p.get("Values") or []))
-            con.execute(f"INSERT INTO parts VALUES ({i}, {values})")
+            rows.append(f"({i}, {values})")
+        con.execute("INSERT INTO __labkit_parts VALUES " + ", ".join(rows))
         keep = set(range(len(parts)))
         for pred in predicates:
             try:
-                keep &= {r[0] for r in con.execute(f"SELECT __i FROM parts WHERE {pred}").fetchall()}
+                keep &= {r[0] for r in con.execute(f"SELECT __i FROM __labkit_parts WHERE {pred}").fetchall()}
             except Exception:
                 continue  # not evaluable on partition values alone: no pruning from it
         return sorted(keep)
     finally:
-        con.close()
+        con.execute("DROP TABLE IF EXISTS temp.__labkit_parts")
 
 
 _CLAUSE_END = re.compile(r"\b(GROUP\s+BY|ORDER\s+BY|LIMIT|HAVING|UNION|INTERSECT|EXCEPT|WINDOW|OFFSET|FETCH)\b",
@@ -698,17 +738,55 @@ def _view_sql(table: dict) -> str:
     return text
 
 
+_idle_connections: list = []  # DuckDB connections with the Trino macros, ready for a query
+
+
+def _close_idle() -> None:
+    with _state_lock:
+        while _idle_connections:
+            _idle_connections.pop().close()
+
+
 def _connect(ctx: Ctx):
+    """A DuckDB connection for one query: a fresh, empty catalog on a reused connection (opening
+    one and creating the macros costs more than a small query)."""
     import duckdb
 
-    con = duckdb.connect(config={"threads": 2})
+    with _state_lock:
+        con = _idle_connections.pop() if _idle_connections else None
+    if con is None:
+        if not _idle_connections:
+            import atexit
+
+            atexit.unregister(_close_idle)
+            atexit.register(_close_idle)
+        con = duckdb.connect(config={"threads": 2})
+        for macro in _TRINO_MACROS:
+            con.execute(macro)
+        con.execute("SET integer_division = true")  # Trino: 5 / 2 = 2 for integers
     con.execute(f"ATTACH ':memory:' AS {CATALOG}")
-    for macro in _TRINO_MACROS:
-        con.execute(macro)
-    con.execute("SET integer_division = true")  # Trino: 5 / 2 = 2 for integers
     con.execute(f'CREATE SCHEMA IF NOT EXISTS {CATALOG}."{ctx.database}"')
     con.execute(f'USE {CATALOG}."{ctx.database}"')
     return con
+
+
+def _release(con, reusable: bool) -> None:
+    """Give a query's connection back: its catalog (the views of that query) is dropped; a
+    connection a failed query used is closed instead, whatever state it was left in."""
+    if reusable:
+        try:
+            con.execute("USE memory")
+            con.execute(f"DETACH {CATALOG}")
+        except Exception:
+            reusable = False
+    if not reusable:
+        con.close()
+        return
+    with _state_lock:
+        if len(_idle_connections) < 4:
+            _idle_connections.append(con)
+            return
+    con.close()
 
 
 def _translate(exc: Exception, sql: str) -> AthenaQueryError:
@@ -1487,14 +1565,16 @@ def _run(backend, execution, database: str) -> None:
     try:
         _ensure_default_db(ctx)
         ctx.con = _connect(ctx)
+        clean = False
         try:
             params = execution.execution_parameters or []
             sql = execution.query
             for p in params:  # positional ? parameters, substituted as Athena does
                 sql = sql.replace("?", str(p), 1)
             outcome = execute(ctx, sql)
+            clean = ";" not in _mask_strings(strip_comments(sql))  # one statement left no state
         finally:
-            ctx.con.close()
+            _release(ctx.con, clean)
         rows, info, data = build_results(outcome)
         if outcome.write_file or outcome.text_output:
             _put_s3(backend.account_id, execution.config["OutputLocation"], data)

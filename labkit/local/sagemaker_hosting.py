@@ -1012,10 +1012,11 @@ def _reset() -> None:
 
 def install() -> None:
     """Patch moto's SageMaker control plane, sagemaker-runtime and transform jobs."""
-    from labkit.local.server import on_reset
+    from labkit.local.server import after_import, on_reset
 
     _patch_control_plane()
     _patch_runtime()
     _patch_transform()
-    _patch_autoscaling()
+    # moto's autoscaling models import all of EC2 (seconds): patch them when moto first needs them
+    after_import("moto.applicationautoscaling.models", _patch_autoscaling)
     on_reset(_reset)

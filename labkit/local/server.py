@@ -15,6 +15,8 @@ a check reads.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import json
 import logging
 import pkgutil
@@ -27,7 +29,7 @@ from typing import Any, Callable
 from labkit.errors import LabkitError
 from labkit.local import clock
 
-__all__ = ["LocalAWS", "control_route", "on_reset", "background", "install_engines"]
+__all__ = ["LocalAWS", "control_route", "on_reset", "background", "install_engines", "after_import"]
 
 PING_PATH = "/_labkit/ping"
 _routes: dict[str, Callable[[dict], Any]] = {}
@@ -70,6 +72,62 @@ def _logged(fn, *args, **kwargs):
     except Exception:
         logging.getLogger("labkit.worker").exception("background task %r failed", fn)
         raise
+
+
+_import_hooks: dict[str, list[Callable[[], None]]] = {}
+_import_hooks_lock = threading.Lock()
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs the hooks registered for a module right after the module is first imported."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in _import_hooks:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_hooks(module):
+            exec_module(module)
+            for hook in _import_hooks.pop(name, []):
+                hook()
+
+        spec.loader.exec_module = exec_then_hooks
+        return spec
+
+
+def after_import(module: str, hook: Callable[[], None]) -> None:
+    """Call ``hook`` once ``module`` is imported (now, if it already is). For engines that patch a
+    moto service whose import is costly and that most labs never call: moto imports a service's
+    models on its first request, and the patch is in place before that request is served."""
+    import sys
+
+    if module in sys.modules:
+        hook()
+        return
+    with _import_hooks_lock:
+        _import_hooks.setdefault(module, []).append(hook)
+        if not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+            sys.meta_path.insert(0, _AfterImport())
+
+
+def _cache_moto_module_list() -> None:
+    """moto's dispatcher lists its own package folder (a listdir and a stat per service, some 180)
+    on every request to test whether the Host names a service: the folder does not change while
+    the server runs, so list it once."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "labkit_cached", False):
+        return
+    names = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules():
+        return names
+
+    list_of_moto_modules.labkit_cached = True
+    backends.list_of_moto_modules = list_of_moto_modules
 
 
 def install_engines() -> list[str]:
@@ -258,6 +316,13 @@ class LocalAWS:
         from werkzeug.serving import make_server
 
         install_engines()
+        _cache_moto_module_list()
+
+        class RequestHandler(MotoRequestHandler):
+            # werkzeug sends a response's headers and body in two writes: without TCP_NODELAY the
+            # body can wait for the client's ACK of the headers (as urllib3 does on its side)
+            disable_nagle_algorithm = True
+
         moto_app = DomainDispatcherApplication(create_backend_app)
         app = _ControlMiddleware(moto_app, learner=self.learner)
         for path, learner in self.sockets.items():
@@ -268,7 +333,7 @@ class LocalAWS:
                              daemon=True).start()
         try:
             self._server = make_server(self.host, self.port, app, threaded=True,
-                                       request_handler=MotoRequestHandler)
+                                       request_handler=RequestHandler)
         except (OSError, SystemExit) as exc:
             if self.port and _port_in_use(self.host, self.port):
                 raise LabkitError(f"port {self.port} on {self.host} is already in use; choose another "
