@@ -203,7 +203,21 @@ def record(root: Path, lab: str, answer: dict) -> dict:
         answer["status"] = "zero (not gradable)"
     answer.pop("gradebook", None)
     answer.update(scores(root, lab, student))
+    answer["cells"] = cell_scores(root, lab, student)
     return answer
+
+
+def cell_scores(root: Path, lab: str, student: str) -> dict[str, list]:
+    """``{graded cell: [score, max]}`` of one submission, from the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url(root)) as gb:
+        try:
+            submission = gb.find_submission(lab, student)
+        except MissingEntry:
+            return {}
+        return {grade.name: [grade.score, grade.max_score]
+                for notebook in submission.notebooks for grade in notebook.grades}
 
 
 def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[str] | None = None,
@@ -314,7 +328,7 @@ def table(results: list[dict]) -> str:
 
 def write_report(path: Path, results: list[dict]) -> None:
     """Write (or, when only some students were regraded, update) the lab's grading report."""
-    fields = ["student", "score", "max_score", "status", "seconds", "reasons", "notices"]
+    fields = ["student", "score", "max_score", "status", "seconds", "reasons", "notices", "cells", "timings"]
     rows = {}
     if path.exists():
         with open(path, newline="") as handle:
@@ -323,7 +337,10 @@ def write_report(path: Path, results: list[dict]) -> None:
         rows[r["student"]] = {"student": r["student"], "score": r.get("score"),
                               "max_score": r.get("max_score"), "status": r.get("status"),
                               "seconds": r.get("seconds"), "reasons": " | ".join(r.get("reasons", [])),
-                              "notices": " | ".join(r.get("notices", []))}
+                              "notices": " | ".join(r.get("notices", [])),
+                              "cells": "; ".join(f"{name}={got:g}/{top:g}" for name, (got, top)
+                                                 in sorted(r.get("cells", {}).items())),
+                              "timings": "; ".join(f"{k}={v:g}" for k, v in r.get("timings", {}).items())}
     with open(path, "w", newline="") as handle:
         out = csv.DictWriter(handle, fieldnames=fields)
         out.writeheader()
