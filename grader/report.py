@@ -122,7 +122,7 @@ th{background:#f3f3f3}td.n{text-align:right}figure{margin:1rem 0}figure svg{max-
 
 def page(title: str, body: str) -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+            f"<style>{STYLE}</style></head><body><main>\n<h1>{html.escape(title)}</h1>\n{body}\n</main></body></html>\n")
 
 
 def _table(headers: list[str], rows: list[list], cls: str) -> str:
