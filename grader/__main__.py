@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             autograde(root, lab, jobs=args.jobs, students=args.student, cell_timeout=args.cell_timeout,
                       time_limit=args.time_limit, feedback=not args.no_feedback,
                       unsandboxed=args.unsandboxed, scheduler=args.scheduler)
+        from grader.report import course_report
+
+        print(f"course-wide report: {course_report(root)}")
         return 0
     if args.command == "report":
         from grader.report import course_report, lab_report
