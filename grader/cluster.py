@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 
 ALLOWED_FAILURES = 2
@@ -28,7 +30,7 @@ def grading_client(jobs: int, scheduler: str | None = None, quiet: bool = False)
     import dask
     from distributed import Client, LocalCluster
 
-    from grader.course import kill_marked
+    from grader.course import grading_env, kill_marked
 
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if scheduler:
@@ -43,14 +45,23 @@ def grading_client(jobs: int, scheduler: str | None = None, quiet: bool = False)
     from grader import autograde
 
     autograde.STARTED_TOKENS.append(token)
+    scratch = tempfile.mkdtemp(prefix="grader-dask-")
+    saved = dict(os.environ)
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                           "distributed.worker.daemon": False,  # workers start kernels and servers
                           "distributed.logging.distributed": "error"}):
         try:
-            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                   dashboard_address="127.0.0.1:0", host="127.0.0.1",
-                                   env={"GRADER_TOKEN": token, "LABKIT_GRADING": "1"},
-                                   silence_logs=40)
+            # The workers start from the grading environment (they inherit this one): no credentials,
+            # the network guard on (loopback, where their scheduler is, stays open), the token.
+            os.environ.clear()
+            os.environ.update(grading_env(token, saved))
+            try:
+                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                       dashboard_address="127.0.0.1:0", host="127.0.0.1",
+                                       local_directory=scratch, silence_logs=40)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
             try:
                 with Client(cluster) as client:
                     if not quiet:
@@ -61,3 +72,4 @@ def grading_client(jobs: int, scheduler: str | None = None, quiet: bool = False)
                 cluster.close(timeout=60)
         finally:
             kill_marked(token)
+            shutil.rmtree(scratch, ignore_errors=True)
