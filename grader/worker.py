@@ -10,7 +10,12 @@ every attempt has its own scratch folder, removed when it ends, and the client k
 student.
 
 Each submission also has a wall-clock limit here: past it, every process the submission started
-(its local AWS, its sandboxed kernel) is killed, the notebook stops, and the answer says why.
+(its local AWS, its sandboxed kernel) is killed, the notebook stops, and the answer says why. (Should
+nbgrader itself then hang in this process for another minute, the answer goes back anyway and the
+stuck thread is left behind: a case not seen so far.)
+
+Timings: ``answer["timings"]`` says where the submission's time went (see ``_Timings``); the report
+CSV keeps them and benchmarks/bench_grading.py prints their means.
 """
 
 from __future__ import annotations
