@@ -42,8 +42,10 @@ release: $(STAMP)
 	$(BIN)/python -m grader release $(LAB)
 	$(BIN)/python book/make_toc.py
 
+# make grade [LAB=NN] [JOBS=N] [SCHEDULER=tcp://HOST:8786]: a local Dask cluster of JOBS processes,
+# or the existing Dask cluster at SCHEDULER (DASK_SCHEDULER_ADDRESS works too)
 grade: $(STAMP)
-	$(BIN)/python -m grader autograde $(LAB) --jobs $(JOBS)
+	$(BIN)/python -m grader autograde $(LAB) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 selfcheck: $(STAMP)
 	$(BIN)/python -m grader selfcheck $(LAB)

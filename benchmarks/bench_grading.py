@@ -10,6 +10,8 @@ Three timings, each in its own scratch course:
   nbclient the same 20 notebooks executed one after another with nbclient, nothing else
   open     `... autograde --jobs 1 --unsandboxed`: the sandbox's added cost per submission is
            (grader --jobs 1 - open) / submissions
+Both grader runs go through Dask (a LocalCluster of --jobs processes), as `make grade` does; the
+--jobs 1 run's report CSV gives the breakdown of a submission's time (grader.worker's timers).
 Run: ``.venv/bin/python benchmarks/bench_grading.py [--submissions 20] [--jobs 2]``.
 """
 
@@ -105,6 +107,21 @@ def scores(csv_path: Path) -> list[float]:
         return sorted(float(row["score"]) for row in csv.DictReader(handle))
 
 
+def breakdown(csv_path: Path) -> dict[str, float]:
+    """Mean seconds per submission of each grading step (the report CSV's ``timings`` column, written
+    by grader.worker): local AWS start, lab state, kernel start/stop, cells, hidden checks, nbgrader."""
+    import csv
+
+    sums: dict[str, float] = {}
+    with open(csv_path) as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for part in filter(None, (p.strip() for p in (row.get("timings") or "").split(";"))):
+            name, _, value = part.partition("=")
+            sums[name] = sums.get(name, 0.0) + float(value)
+    return {name: round(total / len(rows), 3) for name, total in sums.items()} if rows else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,6 +146,7 @@ def main() -> None:
         ours1 = make_course(tmp / "grader1", n)
         t_ours1 = timed([sys.executable, "-m", "grader", "--root", str(ours1), "autograde", gs.LAB,
                          "--jobs", "1", "--no-feedback"], REPO, "grader1")
+        steps = breakdown(ours1 / "autograded" / f"{gs.LAB}-report.csv")
 
         opened = make_course(tmp / "open", n)
         t_open = timed([sys.executable, "-m", "grader", "--root", str(opened), "autograde", gs.LAB,
@@ -148,6 +166,7 @@ def main() -> None:
         "cpu_s": {k: round(v, 1) for k, v in CPU.items()},
         "cpu_grader_jobs1_over_nbclient": round(CPU["grader1"] / CPU["nbclient"], 2),
         "cpu_stock_over_nbclient": round(CPU["stock"] / CPU["nbclient"], 2),
+        "seconds_per_submission_jobs1": steps,
         "load_average": os.getloadavg(),
         "all_full_marks": stock_scores == our_scores == [10.0] * n,
     }
@@ -162,6 +181,9 @@ def main() -> None:
           f"stock nbgrader x{t_stock / t_plain:.2f}")
     print(f"  CPU seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in CPU.items())
           + f" (grader --jobs 1 / nbclient x{result['cpu_grader_jobs1_over_nbclient']:.2f})")
+    print("  where a submission's time goes (grader --jobs 1, mean s): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
+    print(f"  load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     print(json.dumps(result))
     if not result["all_full_marks"]:
         raise SystemExit(f"scores differ: stock {stock_scores} grader {our_scores}")

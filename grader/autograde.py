@@ -6,39 +6,38 @@ Layout (nbgrader's): ``submitted/<student>/<LAB>/<LAB>.ipynb`` in, ``autograded/
 submission's score, status, time and the reasons for lost points.
 
 How the batch stays safe and alive:
-- N long-lived worker processes (grader.worker) each run nbgrader's Autograde in-process for one
-  submission at a time, sharing the SQLite gradebook (with a lock timeout).
+- The batch runs on Dask (grader.cluster): a local cluster of N worker processes, or an existing
+  cluster. One task = one submission (grader.worker.grade_submission), graded inside its sandbox
+  into private scratch space; the task returns the autograded notebook, per-cell scores, reasons
+  and timings, and only this client writes the SQLite gradebook, ``autograded/`` and the reports.
+  A worker lost mid-batch loses no submission: Dask runs its task again elsewhere.
 - Every kernel runs in its submission's sandbox (grader.sandbox: own mount, pid and network
   namespaces, rlimits) with its own local AWS outside it; hidden checks run in the worker
   (grader.preprocessors.SandboxedExecute). Without bubblewrap, grading refuses unless
   ``unsandboxed=True`` (a trusted class), and every report row then says so.
 - Inside a notebook, GuardedExecute (grader.preprocessors) enforces the per-cell and per-submission
   limits and survives kernels that die or ignore interrupts.
-- Outside, the parent gives each submission a wall-clock limit; a worker that overruns is killed
-  with every process it started, the submission gets 0 with the reason, and a fresh worker carries on.
+- Each task has a wall-clock limit; past it, every process the submission started is killed and
+  the submission gets 0 with the reason.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
-import queue
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import nbformat
 
-from grader.course import api, grading_env, kill_marked, load_config
+from grader.course import api, load_config
 
 MISSING_NOTE = "was missing from the submission"
-STARTED_TOKENS: list[str] = []  # every worker token of this process (tests check none survive)
+STARTED_TOKENS: list[str] = []  # every local cluster token of this process (tests check none survive)
 
 
 def submissions(root: Path, lab: str) -> list[str]:
@@ -80,11 +79,11 @@ def scores(root: Path, lab: str, student: str) -> dict:
         return {"score": submission.score, "max_score": submission.max_score}
 
 
-def reasons_from_notebooks(root: Path, lab: str, student: str, log: str = "") -> list[str]:
-    """Learner-facing reasons read from the autograded notebooks: the error of each failed graded
-    cell (the check's message), and cells restored because the learner deleted them."""
+def reasons_from_notebooks(folder: Path) -> list[str]:
+    """Learner-facing reasons read from one submission's autograded notebooks: the error of each
+    failed graded cell (the check's message), and cells restored because the learner deleted them."""
     reasons = []
-    for path in sorted((Path(root) / "autograded" / student / lab).glob("*.ipynb")):
+    for path in sorted(Path(folder).glob("*.ipynb")):
         try:
             nb = nbformat.read(path, as_version=4)
         except Exception as exc:  # noqa: BLE001
@@ -123,14 +122,11 @@ def _first_line(text) -> str:
     return lines[0][:300] if lines else ""
 
 
-_db_lock = threading.Lock()
-
-
 def give_zero(root: Path, lab: str, student: str) -> None:
     """Record 0 for every graded cell of a submission that could not be graded."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    with _db_lock, Gradebook(db_url(root)) as gb:
+    with Gradebook(db_url(root)) as gb:
         gb.update_or_create_student(student)
         try:
             submission = gb.find_submission(lab, student)
@@ -144,67 +140,104 @@ def give_zero(root: Path, lab: str, student: str) -> None:
         gb.db.commit()
 
 
-class Worker:
-    """One grading worker process (see grader.worker) and the token marking all it starts."""
+def save_grades(root: Path, lab: str, student: str, rows: dict) -> None:
+    """Write one graded submission's rows (grader.worker.read_gradebook) into the course gradebook:
+    the client is its only writer."""
+    from datetime import datetime
 
-    def __init__(self, root: Path, lab: str, overrides: dict, log):
-        self.token = uuid.uuid4().hex
-        STARTED_TOKENS.append(self.token)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.worker", str(root), lab, json.dumps(overrides)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=root,
-            env=grading_env(self.token), start_new_session=True)
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        if self._next(180) is None:
-            self.kill()
-            raise RuntimeError("a grading worker did not start (see the grading log)")
+    from nbgrader.api import Gradebook
 
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
+    with Gradebook(db_url(root)) as gb:
+        gb.update_or_create_student(student)
+        stamp = datetime.fromisoformat(rows["timestamp"]) if rows.get("timestamp") else None
+        submission = gb.update_or_create_submission(lab, student, timestamp=stamp)
+        for notebook in submission.notebooks:
+            data = rows["notebooks"].get(notebook.name)
+            if data is None:
+                continue
+            notebook.flagged = data["flagged"]
+            notebook.late_submission_penalty = data["late_submission_penalty"]
+            for grade in notebook.grades:
+                if grade.name in data["grades"]:
+                    for field in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
+                        setattr(grade, field, data["grades"][grade.name][field])
+            for comment in notebook.comments:
+                if comment.name in data["comments"]:
+                    comment.auto_comment = data["comments"][comment.name]
+        gb.db.commit()
 
-    def _next(self, timeout: float):
+
+def snapshot_gradebook(root: Path, lab: str) -> Path:
+    """A consistent copy of the gradebook for the tasks to start from (they never open the real one)."""
+    import sqlite3
+
+    target = Path(root) / "autograded" / ".grading" / f"{lab}-gradebook.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    source = sqlite3.connect(Path(root) / "gradebook.db")
+    copy = sqlite3.connect(target)
+    with copy:
+        source.backup(copy)
+    source.close()
+    copy.close()
+    return target
+
+
+def record(root: Path, lab: str, answer: dict) -> dict:
+    """Keep one task's answer: its autograded files and grades, or zero with the reason."""
+    student = answer["student"]
+    folder = root / "autograded" / student / lab
+    shutil.rmtree(folder, ignore_errors=True)
+    if answer.get("ok") and answer.get("gradebook"):
+        for name, data in answer.pop("files", {}).items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        save_grades(root, lab, student, answer["gradebook"])
+        answer["status"] = "graded"
+    else:
+        answer.pop("files", None)
+        if answer.get("stopped"):
+            answer["reasons"] = [answer["stopped"]] + answer.get("reasons", [])
+        give_zero(root, lab, student)
+        answer["status"] = "zero (not gradable)"
+    answer.pop("gradebook", None)
+    answer.update(scores(root, lab, student))
+    answer["cells"] = cell_scores(root, lab, student)
+    return answer
+
+
+def cell_scores(root: Path, lab: str, student: str) -> dict[str, list]:
+    """``{graded cell: [score, max]}`` of one submission, from the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url(root)) as gb:
         try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        return json.loads(line) if line else None
-
-    def grade(self, student: str, limit: float) -> dict | None:
-        """The worker's answer for ``student``, or None if it overran ``limit`` seconds or died."""
-        try:
-            self.proc.stdin.write(student + "\n")
-            self.proc.stdin.flush()
-        except OSError:
-            return None
-        return self._next(limit)
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        self.kill()
-
-    def kill(self):
-        kill_marked(self.token)
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+            submission = gb.find_submission(lab, student)
+        except MissingEntry:
+            return {}
+        return {grade.name: [grade.score, grade.max_score]
+                for notebook in submission.notebooks for grade in notebook.grades}
 
 
 def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[str] | None = None,
               cell_timeout: int | None = None, time_limit: int | None = None, slack: float = 60,
               wall_limit: float | None = None, feedback: bool = True, export: bool = True,
-              quiet: bool = False, unsandboxed: bool = False) -> list[dict]:
-    """Grade every submission of ``lab`` under ``root``; return one result dict per submission.
+              quiet: bool = False, unsandboxed: bool = False, scheduler: str | None = None,
+              report: bool = True) -> list[dict]:
+    """Grade every submission of ``lab`` under ``root`` on Dask; return one result dict per submission.
 
-    ``time_limit`` is the notebook budget (GuardedExecute); the parent's hard wall-clock limit per
-    submission is ``time_limit + slack`` (kernel start, the gradebook, nbgrader's own work), unless
-    ``wall_limit`` sets it directly."""
+    ``time_limit`` is the notebook budget (GuardedExecute); the task's hard wall-clock limit per
+    submission is ``time_limit + slack`` (kernel start, nbgrader's own work), unless ``wall_limit``
+    sets it directly. ``scheduler`` (or ``DASK_SCHEDULER_ADDRESS``) sends the tasks to an existing
+    cluster; otherwise a local cluster of ``jobs`` processes runs them (grader.cluster)."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+    from tqdm import tqdm
+
+    from grader.cluster import ALLOWED_FAILURES, grading_client
+    from grader.worker import grade_submission
+
     root = Path(root).resolve()
     jobs = max(1, jobs or os.cpu_count() or 1)
     present = submissions(root, lab)
@@ -230,73 +263,53 @@ def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[s
     budget = int(config.GuardedExecute.get("submission_timeout", 1800))
     wall = wall_limit or budget + slack
     register(root, lab)
-
-    todo: queue.Queue = queue.Queue()
-    for student in todo_ids:
-        todo.put(student)
-    results: list[dict] = []
-    log_path = root / "autograded" / f"{lab}-worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot = snapshot_gradebook(root, lab)
+    results: dict[str, dict] = {}
     started = time.monotonic()
-
-    def slot(log):
-        worker = None
-        while True:
-            try:
-                student = todo.get_nowait()
-            except queue.Empty:
-                break
-            t0 = time.monotonic()
-            answer = None
-            try:
-                if worker is None:
-                    worker = Worker(root, lab, overrides, log)
-                answer = worker.grade(student, wall)
-            except Exception as exc:  # noqa: BLE001 - the batch goes on
-                answer = {"student": student, "ok": False, "reasons": [f"grader error: {exc}"]}
-            if answer is None or not answer.get("ok") or answer.get("score") is None:
-                if answer is None:
-                    reason = (f"stopped: no result within the {wall:g} s wall-clock limit per submission "
-                              "(or the grading worker died)")
-                    answer = {"student": student, "ok": False, "reasons": [reason]}
-                    if worker is not None:
-                        worker.kill()
-                        worker = None
-                shutil.rmtree(root / "autograded" / student / lab, ignore_errors=True)
-                give_zero(root, lab, student)
-                answer.update(scores(root, lab, student))
-                answer["status"] = "zero (not gradable)"
-            else:
-                answer["status"] = "graded" if answer.get("ok") else "graded with errors"
-            if unsandboxed:
-                answer["status"] += " UNSANDBOXED"
-            answer.setdefault("seconds", round(time.monotonic() - t0, 2))
-            results.append(answer)
-            if not quiet:
-                print(f"  {student}: {fmt_score(answer)} ({answer['seconds']:.1f} s) {answer['status']}",
-                      flush=True)
-        if worker is not None:
-            worker.close()
-
-    with open(log_path, "a") as log:
-        slots = min(jobs, max(1, len(todo_ids)))
-        threads = [threading.Thread(target=slot, args=(log,)) for _ in range(slots)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    results.sort(key=lambda r: r["student"])
+    batch = uuid.uuid4().hex[:8]
+    try:
+        with grading_client(min(jobs, max(1, len(todo_ids))), scheduler, quiet) as client:
+            futures = {client.submit(grade_submission, str(root), lab, student, str(snapshot), overrides,
+                                     wall, key=f"grade-{lab}-{student}-{batch}", pure=False): student
+                       for student in todo_ids}
+            bar = tqdm(total=len(futures), desc=f"grading {lab}", unit="submission", disable=quiet)
+            for future in as_completed(futures):
+                student = futures[future]
+                try:
+                    answer = future.result()
+                except KilledWorker:
+                    answer = {"student": student, "ok": False, "reasons": [
+                        f"grader error: the grading worker died {ALLOWED_FAILURES} times while grading it"]}
+                except Exception as exc:  # noqa: BLE001 - the batch goes on
+                    answer = {"student": student, "ok": False,
+                              "reasons": [f"grader error: {type(exc).__name__}: {exc}"]}
+                answer = record(root, lab, answer)
+                if unsandboxed:
+                    answer["status"] += " UNSANDBOXED"
+                answer.setdefault("seconds", 0.0)
+                results[student] = answer
+                bar.update()
+                if not quiet:
+                    bar.write(f"  {student}: {fmt_score(answer)} ({answer['seconds']:.1f} s) {answer['status']}")
+            bar.close()
+    finally:
+        snapshot.unlink(missing_ok=True)
+    ordered = [results[s] for s in sorted(results)]
     elapsed = time.monotonic() - started
-    write_report(root / "autograded" / f"{lab}-report.csv", results)
+    write_report(root / "autograded" / f"{lab}-report.csv", ordered)
     if export:
         export_grades(root)
-    if feedback and results:
+    if feedback and ordered:
         generate_feedback(root, lab)
+    if report:
+        from grader.report import lab_report
+
+        lab_report(root, lab)
     if not quiet:
-        print(table(results))
-        print(f"{len(results)} submission(s) of {lab} graded in {elapsed:.1f} s with {jobs} job(s); "
-              f"reasons in autograded/{lab}-report.csv")
-    return results
+        print(table(ordered))
+        print(f"{len(ordered)} submission(s) of {lab} graded in {elapsed:.1f} s with {jobs} job(s); "
+              f"reasons in autograded/{lab}-report.csv, figures in autograded/{lab}-report.html")
+    return ordered
 
 
 def fmt_score(result: dict) -> str:
@@ -315,7 +328,7 @@ def table(results: list[dict]) -> str:
 
 def write_report(path: Path, results: list[dict]) -> None:
     """Write (or, when only some students were regraded, update) the lab's grading report."""
-    fields = ["student", "score", "max_score", "status", "seconds", "reasons", "notices"]
+    fields = ["student", "score", "max_score", "status", "seconds", "reasons", "notices", "cells", "timings"]
     rows = {}
     if path.exists():
         with open(path, newline="") as handle:
@@ -324,7 +337,10 @@ def write_report(path: Path, results: list[dict]) -> None:
         rows[r["student"]] = {"student": r["student"], "score": r.get("score"),
                               "max_score": r.get("max_score"), "status": r.get("status"),
                               "seconds": r.get("seconds"), "reasons": " | ".join(r.get("reasons", [])),
-                              "notices": " | ".join(r.get("notices", []))}
+                              "notices": " | ".join(r.get("notices", [])),
+                              "cells": "; ".join(f"{name}={got:g}/{top:g}" for name, (got, top)
+                                                 in sorted(r.get("cells", {}).items())),
+                              "timings": "; ".join(f"{k}={v:g}" for k, v in r.get("timings", {}).items())}
     with open(path, "w", newline="") as handle:
         out = csv.DictWriter(handle, fieldnames=fields)
         out.writeheader()

@@ -175,7 +175,7 @@ def test_grades_csv_and_feedback_without_hidden_test_source(hostile):
     assert "its content must be the text" in wrong
 
 
-def test_wall_clock_limit_kills_the_worker_and_gives_zero(tmp_path):
+def test_wall_clock_limit_kills_the_submission_and_gives_zero(tmp_path):
     root = gs.course(tmp_path)
     sleeper = gs.good()
     sleeper.cells[1].source += "\nimport time\ntime.sleep(60)"  # the setup cell
