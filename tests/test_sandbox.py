@@ -308,3 +308,28 @@ def test_feedback_html_is_sanitised(batch):
     assert "<b>hi</b>" in text or "hi" in text
     # the learner's code may show escaped in the source listing; no live script or handler may remain
     assert "<script>alert" not in text and "<img src=x onerror" not in text and "<script>alert('md')" not in text
+
+
+def test_relay_exits_with_the_process_that_started_it():
+    """Without the sandbox's pid namespace (``--unsandboxed``) nothing else would stop the relay."""
+    import subprocess
+    import sys
+    import time
+
+    relay_py = REPO / "grader" / "sandbox" / "relay.py"
+    starter = ("import subprocess, sys; p = subprocess.Popen([sys.executable, sys.argv[1], '/nonexistent.sock', '0'], "
+               "stdout=subprocess.PIPE, text=True, start_new_session=True); "
+               "print(p.stdout.readline().strip(), p.pid, flush=True)")
+    out = subprocess.run([sys.executable, "-c", starter, str(relay_py)], capture_output=True, text=True,
+                         timeout=30).stdout.split()
+    assert out[0] == "ready", out
+    pid = int(out[-1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, 9)
+    pytest.fail("the relay outlived the process that started it")
