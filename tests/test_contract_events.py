@@ -399,6 +399,9 @@ def test_scheduled_rules_fire_on_the_virtual_clock(local_aws, queue):
     assert {e["resources"][0] for e in fired} == {arn}
     assert all(e["source"] == "aws.events" and e["detail-type"] == "Scheduled Event"
                and e["detail"] == {} for e in fired)
+    for rule in (name, paused):  # the session's local AWS is shared: later clock jumps must not fire it
+        events.remove_targets(Rule=rule, Ids=["q"])
+        events.delete_rule(Name=rule)
 
 
 def test_cron_schedule(local_aws, queue):
@@ -409,6 +412,26 @@ def test_cron_schedule(local_aws, queue):
     local_aws.fast_forward(minutes=61)
     times = sorted(json.loads(b)["time"] for b in queue(wait=1))
     assert len(times) == 2 and all(t[14:16] in ("00", "30") and t[17:19] == "00" for t in times)
+    events.remove_targets(Rule=name, Ids=["q"])
+    events.delete_rule(Name=name)
+
+
+def test_a_long_clock_jump_delivers_a_bounded_catch_up(local_aws, queue):
+    from labkit.local.events import CATCH_UP_LIMIT
+
+    events = local_aws.client("events")
+    name = f"every-minute-{uuid.uuid4().hex[:6]}"
+    events.put_rule(Name=name, ScheduleExpression="rate(1 minute)")
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue.arn}])
+    local_aws.fast_forward(days=30)   # 43,200 scheduled times
+    received: list[str] = []
+    while more := queue(wait=1):
+        received += more
+    assert len(received) == CATCH_UP_LIMIT
+    local_aws.fast_forward(minutes=2)  # the schedule goes on after the jump
+    assert len(queue(wait=2)) >= 1
+    events.remove_targets(Rule=name, Ids=["q"])
+    events.delete_rule(Name=name)
 
 
 @pytest.mark.parametrize("expression", ["rate(1 minutes)", "rate(5 minute)", "rate(0 hours)",

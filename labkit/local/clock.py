@@ -22,6 +22,10 @@ def now() -> datetime:
     return datetime.now(timezone.utc) + _offset
 
 
+_jump = 0
+_advancing = False
+
+
 def offset() -> timedelta:
     return _offset
 
@@ -34,9 +38,18 @@ def on_tick(callback: Callable[[datetime], None]) -> Callable[[datetime], None]:
     return callback
 
 
+def jump() -> int:
+    """Which clock move this is: one number per ``advance`` (all its steps) or per lone ``tick``.
+    Engines use it to bound the work one long jump can cause."""
+    return _jump
+
+
 def tick() -> datetime:
     """Run every listener once at the current virtual time; errors in one do not stop the others."""
+    global _jump
     with _lock:
+        if not _advancing:
+            _jump += 1
         current = now()
         for callback in list(_listeners):
             try:
@@ -61,13 +74,19 @@ def advance(seconds: float = 0, *, minutes: float = 0, hours: float = 0, days: f
         raise ValueError("the virtual clock only moves forward")
     if step is None:
         step = timedelta(minutes=1) if total <= timedelta(hours=2) else timedelta(hours=1)
+    global _advancing, _jump
     with _lock:
-        remaining = total
-        while remaining > timedelta(0):
-            delta = min(step, remaining)
-            _offset += delta
-            remaining -= delta
-            tick()
+        _jump += 1
+        _advancing = True
+        try:
+            remaining = total
+            while remaining > timedelta(0):
+                delta = min(step, remaining)
+                _offset += delta
+                remaining -= delta
+                tick()
+        finally:
+            _advancing = False
         return now()
 
 
