@@ -17,6 +17,7 @@ LABS = catalog_labs(REPO)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a lab's mutants are whole gradings: lab 11's eight take ~8 minutes on 2 cores
 @pytest.mark.parametrize("lab", LABS)
 def test_catalog_graded_as_expected(lab, tmp_path: Path):
     report = run_lab(REPO, lab, jobs=2, scratch=tmp_path / "course", quiet=True, per_check=True)
