@@ -66,6 +66,8 @@ def make_bucket(aws, versioning=True, encryption=True, public_block=True):
     if public_block:
         s3.put_public_access_block(Bucket=aws.bucket, PublicAccessBlockConfiguration={
             name: True for name in lab02.PUBLIC_ACCESS_BLOCK})
+    else:  # AWS blocks public access on new buckets (since April 2023): the wrong state is a removed block
+        s3.delete_public_access_block(Bucket=aws.bucket)
     if versioning:
         s3.put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Enabled"})
     if encryption:
