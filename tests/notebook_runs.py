@@ -183,9 +183,15 @@ def ensure_bucket(aws) -> None:
         s3.create_bucket(Bucket=aws.bucket)
 
 
-def empty_prefix(aws, prefix: str) -> None:
-    """Delete every object under ``prefix`` of the course bucket."""
+def empty_prefix(aws, prefix: str, versions: bool = False) -> None:
+    """Delete every object under ``prefix`` of the course bucket (``versions``: every old version
+    and delete marker too, as a clean-up check of a versioned bucket requires)."""
     s3 = aws.client("s3")
+    if versions:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=aws.bucket, Prefix=prefix):
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                s3.delete_object(Bucket=aws.bucket, Key=item["Key"], VersionId=item["VersionId"])
+        return
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=aws.bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             s3.delete_object(Bucket=aws.bucket, Key=item["Key"])

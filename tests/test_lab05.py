@@ -33,8 +33,8 @@ def _teardown(aws):
         glue.delete_database(Name=lab05.DATABASE)
     except ClientError:
         pass
-    for prefix in (lab05.CURATED, "glue-scripts/"):
-        empty_prefix(aws, prefix)
+    for prefix in ("curated", "glue-scripts/"):  # what check_cleanup requires gone, every version
+        empty_prefix(aws, prefix, versions=True)
     delete_role(aws, lab05.ROLE)
 
 
