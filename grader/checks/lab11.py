@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -472,8 +473,14 @@ def check_deployed(aws, served) -> None:
             or (source.get("ModelDataUrl") and source.get("ModelDataUrl") == data_url),
             f"{ENDPOINT} serves {source.get('ModelPackageName') or source.get('ModelDataUrl')}",
             "create the model from the approved package (Containers=[{'ModelPackageName': arn}])")
-    streams = aws.client("logs").describe_log_streams(logGroupName=f"/aws/lambda/{FUNCTION}").get("logStreams", []) \
-        if _log_group_exists(aws) else []
+    # The function's logs are written as its process ends, which can be just after the endpoint it
+    # updated is back InService: give them a few seconds before judging that it never ran.
+    for _ in range(40):
+        streams = aws.client("logs").describe_log_streams(
+            logGroupName=f"/aws/lambda/{FUNCTION}").get("logStreams", []) if _log_group_exists(aws) else []
+        if streams:
+            break
+        time.sleep(0.5)
     require(bool(streams), f"{FUNCTION} never ran (no logs in /aws/lambda/{FUNCTION})",
             "let the approval rule invoke the function: add_permission for events.amazonaws.com")
     august = _flights_august()
