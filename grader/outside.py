@@ -146,6 +146,28 @@ def read_export(folder: str, nonce: str) -> dict:
 _MISSING = object()
 
 
+class NotInNotebook:
+    """Stands for a name the learner's notebook does not define. The check still runs, so its
+    checks of the AWS state come first and name the real mistake (a daily schedule, not "the
+    schedule's output is missing"); any use of the value itself raises the NameError."""
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "_name", name)
+
+    def _raise(self, *args, **kwargs):
+        raise NameError(f"name '{object.__getattribute__(self, '_name')}' is not defined in your notebook "
+                        "(the check needs it)")
+
+    def __getattr__(self, attribute):
+        self._raise()
+
+    __call__ = __getitem__ = __iter__ = __len__ = __bool__ = __contains__ = _raise
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _raise
+    __float__ = __int__ = __index__ = __str__ = __repr__ = __format__ = _raise
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _raise
+    __setattr__ = __setitem__ = __neg__ = __abs__ = __round__ = _raise
+
+
 class LearnerNamespace(dict):
     """The hidden block's local namespace: its own imports and ``aws`` live here; a name it does not
     define is fetched from the kernel (once per cell) through ``fetch(names) -> {name: value}``."""
@@ -159,7 +181,7 @@ class LearnerNamespace(dict):
             raise KeyError(name)  # let Python fall through to the builtins
         value = self._fetch([name]).get(name, _MISSING)
         if value is _MISSING:
-            raise NameError(f"name '{name}' is not defined in your notebook (the check needs it)")
+            value = NotInNotebook(name)
         self[name] = value
         return value
 

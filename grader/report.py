@@ -121,7 +121,9 @@ th{background:#f3f3f3}td.n{text-align:right}figure{margin:1rem 0}figure svg{max-
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            # no icon file: the report is one self-contained file, and a browser asks for /favicon.ico
+            f"<link rel=\"icon\" href=\"data:,\"><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><main>\n<h1>{html.escape(title)}</h1>\n{body}\n</main></body></html>\n")
 
 

@@ -45,6 +45,17 @@ def test_hidden_block_gets_the_graders_aws_and_fetched_names():
                       "grader-handle", fetch) is None
     failure = run_hidden("assert missing_name == 1\n", "grader-handle", lambda names: {})
     assert isinstance(failure, NameError) and "not defined in your notebook" in str(failure)
+    for use in ("missing_name.split('/')", "len(missing_name)", "f'{missing_name}'", "missing_name[0]",
+                "missing_name + 1", "list(missing_name)", "float(missing_name)", "missing_name()"):
+        failure = run_hidden(use + "\n", "h", lambda names: {})
+        assert isinstance(failure, NameError) and "'missing_name' is not defined" in str(failure), use
+    # a check that looks at the AWS state first reports that mistake, not the missing name
+    failure = run_hidden("assert not isinstance(missing_name, list), 'the schedule runs daily'\n"
+                         "missing_name.append(1)\n", "h", lambda names: {})
+    assert isinstance(failure, NameError)
+    failure = run_hidden("assert isinstance(missing_name, list), 'the schedule runs daily'\n", "h",
+                         lambda names: {})
+    assert isinstance(failure, AssertionError) and str(failure) == "the schedule runs daily"
     failure = run_hidden("assert answer == 41, 'wrong answer'\n", "h", fetch)
     assert isinstance(failure, AssertionError) and str(failure) == "wrong answer"
     assert "answer" in asked and "len" not in asked  # builtins are never fetched
