@@ -11,6 +11,14 @@ from pathlib import Path
 from grader.course import REPO, drop_credentials, labs
 
 
+def _lab_id(text: str) -> tuple[str, str]:
+    """``LAB=ID`` → (LAB, ID); anything else is a usage error, not a traceback."""
+    lab, sep, ident = text.partition("=")
+    if not (sep and lab and ident):
+        raise argparse.ArgumentTypeError(f"expected LAB=ID, got {text!r}")
+    return lab, ident
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     parser.add_argument("--root", type=Path, default=REPO,
@@ -40,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                        "csv (one row per student, one column per lab, total)")
     p.add_argument("--format", choices=["canvas", "csv"], default="csv")
     p.add_argument("--output", type=Path, help="file to write (default: grades-canvas.csv / grades-by-lab.csv)")
-    p.add_argument("--canvas-id", action="append", default=[], metavar="LAB=ID",
+    p.add_argument("--canvas-id", action="append", default=[], metavar="LAB=ID", type=_lab_id,
                    help="Canvas assignment id of a lab (repeatable): its column becomes 'LAB (ID)'")
     p.add_argument("--section", default="", help="Canvas section written on every row")
 
@@ -93,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         from grader.export import export
 
-        ids = dict(item.split("=", 1) for item in args.canvas_id)
+        ids = dict(args.canvas_id)
         print(f"wrote {export(root, args.format, args.output, canvas_ids=ids, section=args.section)}")
         return 0
     if args.command == "selfcheck":

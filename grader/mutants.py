@@ -143,17 +143,10 @@ def lab_checks(root: Path, lab: str) -> list[str]:
 
 
 def cell_scores(course: Path, lab: str, student: str) -> dict[str, float | None]:
-    """grade_id → score of one submission, from the scratch gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
+    """grade_id → score of one submission, from the scratch gradebook (grader.autograde's reader)."""
+    from grader import autograde
 
-    from grader.autograde import db_url
-
-    with Gradebook(db_url(course)) as gb:
-        try:
-            submission = gb.find_submission(lab, student)
-        except MissingEntry:
-            return {}
-        return {grade.name: grade.score for notebook in submission.notebooks for grade in notebook.grades}
+    return {name: got for name, (got, _) in autograde.cell_scores(course, lab, student).items()}
 
 
 def judge(mutant: dict, cells: dict, got: dict, reasons: list[str]) -> dict:

@@ -54,31 +54,34 @@ def cluster(tmp_path):
     token = uuid.uuid4().hex
     dask = str(Path(sys.executable).parent / "dask")
     info = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(info)],
-                              env=env(token), cwd=REPO, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    deadline = time.monotonic() + 60
-    while not info.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    address = json.loads(info.read_text())["address"]
-    for _ in range(2):
-        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny",
-                                       "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"],
+    procs = []
+    try:  # a scheduler or worker that never comes up must not leave the others running
+        procs.append(subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                       "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(info)],
                                       env=env(token), cwd=REPO, start_new_session=True,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    from distributed import Client
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny",
+                                           "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"],
+                                          env=env(token), cwd=REPO, start_new_session=True,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
 
-    with Client(address, timeout=60) as client:
-        client.wait_for_workers(2, timeout=120)
-        yield address, client, procs
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    kill_marked(token)
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            yield address, client, procs
+    finally:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        kill_marked(token)
 
 
 def test_cluster_grades_like_the_local_run_and_a_lost_worker_loses_nothing(tmp_path, cluster):

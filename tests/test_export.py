@@ -76,3 +76,9 @@ def test_cli_writes_both_formats(course):
     done = subprocess.run([sys.executable, "-m", "grader", "--root", str(course), "export", "--format", "pdf"],
                           capture_output=True, text=True)
     assert done.returncode != 0 and "invalid choice" in done.stderr
+
+
+def test_cli_refuses_a_canvas_id_without_a_lab(course):
+    done = subprocess.run([sys.executable, "-m", "grader", "--root", str(course), "export", "--format", "canvas",
+                           "--canvas-id", "4417"], capture_output=True, text=True)
+    assert done.returncode == 2 and "expected LAB=ID" in done.stderr

@@ -10,7 +10,7 @@ import json
 
 from botocore.exceptions import ClientError
 
-from grader.checks.common import fail, require
+from grader.checks.common import fail, number, require
 
 TOPIC = "billing-alerts"
 ALARM = "billing-10usd"
@@ -111,7 +111,7 @@ def check_budget(aws) -> None:
     require(budget.get("TimeUnit") == "MONTHLY", f"budget '{BUDGET}' resets {budget.get('TimeUnit')}",
             "use TimeUnit='MONTHLY'")
     limit = budget.get("BudgetLimit", {})
-    amount = _number(limit.get("Amount"))
+    amount = number(limit.get("Amount"))
     require(limit.get("Unit") == "USD" and amount == BUDGET_LIMIT,
             f"budget '{BUDGET}' has limit {limit.get('Amount')} {limit.get('Unit')}",
             "set BudgetLimit={'Amount': '20', 'Unit': 'USD'}")
@@ -119,7 +119,7 @@ def check_budget(aws) -> None:
         note = _notification(budgets, aws.account_id, kind)
         require(note is not None, f"budget '{BUDGET}' has no {kind} GREATER_THAN notification",
                 f"add a notification with NotificationType='{kind}'")
-        given = _number(note.get("Threshold"))
+        given = number(note.get("Threshold"))
         if note.get("ThresholdType") == "ABSOLUTE_VALUE":  # the same threshold in USD is equally valid
             given = None if given is None else given / BUDGET_LIMIT * 100
         require(given is not None and abs(given - percent) < 1e-6,
@@ -131,13 +131,6 @@ def check_budget(aws) -> None:
         require(any(s.get("SubscriptionType") == "EMAIL" for s in subs),
                 f"the {kind} notification of '{BUDGET}' has no EMAIL subscriber",
                 "add {'SubscriptionType': 'EMAIL', 'Address': EMAIL} to its Subscribers")
-
-
-def _number(value) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _history_since_creation(aws, alarm: dict) -> list[dict]:

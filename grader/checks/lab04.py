@@ -181,7 +181,6 @@ def check_cleanup(aws, delivered_keys) -> None:
         status = None
     require(status in (None, "DELETING"), f"delivery stream '{STREAM}' still exists ({status})",
             "delete it with firehose.delete_delivery_stream")
-    s3 = aws.client("s3")
     for prefix in (PREFIX, ERROR_PREFIX):
         require_prefix_gone(aws, prefix, "delete them, every version (list_object_versions + delete_objects)")
     try:

@@ -10,7 +10,7 @@ import time
 
 from botocore.exceptions import ClientError
 
-from grader.checks.common import fail, require, require_prefix_gone
+from grader.checks.common import fail, require, require_prefix_gone, versioned_course_bucket
 
 DATABASE = "eda_db"
 TABLE = "flights_weather"
@@ -31,16 +31,8 @@ WEATHER_COLUMNS = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust
 
 
 def prepare(aws) -> None:
-    """Grading hook: the course bucket as labs 02-05 leave it (it exists, versioning Enabled), so the
-    clean-up check means the same graded alone as in the learner's sequence. Idempotent with setup."""
-    s3 = aws.client("s3")
-    try:
-        s3.head_bucket(Bucket=aws.bucket)
-    except ClientError:
-        extra = {} if aws.region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": aws.region}}
-        s3.create_bucket(Bucket=aws.bucket, **extra)
-    s3.put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Enabled"})
+    """Grading hook: the course bucket as labs 02-05 leave it (see versioned_course_bucket)."""
+    versioned_course_bucket(aws)
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import tarfile
 
-from grader.checks.common import fail, require, s3_body
+from grader.checks.common import fail, number, require, s3_body
 
 PREFIX = "lab07"
 SCRIPT_JOB_PREFIX = "lab07-sklearn"
@@ -91,13 +91,6 @@ def _metric(job, name: str):
     return {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}.get(name)
 
 
-def _number(value):
-    """A hyper-parameter as a number (the SDK stores them as strings, sometimes JSON-quoted)."""
-    try:
-        return float(str(value).strip('"'))
-    except (TypeError, ValueError):
-        return None
-
 
 def _channel_uris(job) -> dict:
     return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"].rstrip("/")
@@ -119,7 +112,7 @@ def check_training_job(aws, prefix: str = PREFIX) -> None:
     hps = job.get("HyperParameters", {})
     for key, value in (("learning-rate", 0.1), ("max-iter", 100)):
         got = hps.get(key)
-        require(_number(got) == value, f"job {job['TrainingJobName']} has hyper-parameter {key}={got!r}",
+        require(number(got) == value, f"job {job['TrainingJobName']} has hyper-parameter {key}={got!r}",
                 'use hyperparameters={"learning-rate": 0.1, "max-iter": 100}')
     resources = job.get("ResourceConfig", {})
     require(resources.get("InstanceType") == "ml.m5.large" and resources.get("InstanceCount") == 1,
@@ -194,7 +187,7 @@ def check_builtin_xgboost(aws, prefix: str = PREFIX) -> None:
     require("auc" in hps.get("eval_metric", ""), f"eval_metric is {hps.get('eval_metric')!r}",
             "set eval_metric='auc' so the job reports validation:auc")
     for key, value in (("num_round", 100), ("max_depth", 5), ("eta", 0.1)):
-        require(_number(hps.get(key)) == value, f"hyper-parameter {key} is {hps.get(key)!r}",
+        require(number(hps.get(key)) == value, f"hyper-parameter {key} is {hps.get(key)!r}",
                 'use num_round="100", max_depth="5", eta="0.1"')
     uris = _channel_uris(job)
     require("validation" in uris, "the job has no validation channel",
