@@ -135,28 +135,30 @@ def assert_notebook_structure(path: Path, checks: str) -> None:
 
 
 # --- running solution cells in this process -----------------------------------------------------
-def exec_cells(path: Path, *ids: str, ns: dict | None = None) -> dict:
+def exec_cells(path: Path, *ids: str, ns: dict | None = None, hidden: bool = False) -> dict:
     """Run code cells of the notebook in THIS process, in ``ns`` (a new namespace unless given),
     and return the namespace: the cells named by ``ids`` in that order, or, with none named,
-    every code cell but the clean-up ones. A test cell runs without its hidden tests."""
+    every code cell but the clean-up ones. A test cell runs without its hidden tests, unless
+    ``hidden``: then each check runs where grading runs it, on the state its task left."""
     cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
     by_id = {c.id: c for c in cells}
     chosen = [by_id[i] for i in ids] if ids else [c for c in cells if not c.id.startswith("cleanup")]
     ns = {} if ns is None else ns
     for cell in chosen:
-        exec(compile(cell.source.split(HIDDEN)[0], cell.id, "exec"), ns)
+        exec(compile(cell.source if hidden else cell.source.split(HIDDEN)[0], cell.id, "exec"), ns)
     return ns
 
 
 @contextlib.contextmanager
-def solved_in_process(path: Path):
+def solved_in_process(path: Path, hidden: bool = False):
     """The solved state, in THIS process on the session's local AWS: setup, task cells and the
-    visible self-checks run (``exec_cells``); yields the namespace. On exit the clean-up solution
-    runs, ignoring AWS errors (tests may have deleted resources already)."""
+    visible self-checks run (``exec_cells``, with the hidden checks if ``hidden``); yields the
+    namespace. On exit the clean-up solution runs, ignoring AWS errors (tests may have deleted
+    resources already)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    ns = exec_cells(path)
+    ns = exec_cells(path, hidden=hidden)
     yield ns
     with contextlib.suppress(ClientError):
         exec_cells(path, "cleanup-solution", ns=ns)

@@ -34,18 +34,19 @@ def test_blank_notebook_scores_zero(tmp_path):
 @pytest.fixture(scope="module")
 def solved(local_aws):
     """The solution's setup and task cells executed in this process (the lab's folder as the
-    working directory: the setup reads train.py from it)."""
-    with contextlib.chdir(NOTEBOOK.parent), solved_in_process(NOTEBOOK) as namespace:
+    working directory: the setup reads train.py from it), each hidden check where grading runs it:
+    every execution overwrites the data and evaluation files, so tasks 1-2 are judged on the state
+    their own runs left. A failing check fails this fixture."""
+    with contextlib.chdir(NOTEBOOK.parent), solved_in_process(NOTEBOOK, hidden=True) as namespace:
         yield namespace
 
 
 @pytest.mark.slow
 def test_checks_pass_on_solved_state(local_aws, solved):
+    """Checks 1-2 passed in place (the fixture); the others pass again on the final state."""
     from grader.checks import lab11
 
     ns = solved
-    lab11.check_preprocess(local_aws, ns["preprocess_arn"])
-    lab11.check_evaluation(local_aws, ns["evaluate_arn"])
     lab11.check_condition(local_aws)
     labels = [t.get_text() for t in ns["dag_figure"].axes[0].texts]
     lab11.check_runs(local_aws, ns["passed_arn"], ns["failed_arn"], ns["steps_table"], labels)

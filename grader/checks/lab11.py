@@ -303,12 +303,18 @@ def check_condition(aws) -> None:
 
 
 def _parameters(aws, arn) -> dict:
+    """The values an execution ran with: its definition's defaults, overridden by the parameters it
+    was started with (whether ListPipelineParametersForExecution lists defaults is not documented)."""
+    sm = aws.client("sagemaker")
     try:
-        listed = aws.client("sagemaker").list_pipeline_parameters_for_execution(
-            PipelineExecutionArn=str(arn))["PipelineParameters"]
-    except ClientError:
+        definition = json.loads(sm.describe_pipeline_definition_for_execution(
+            PipelineExecutionArn=str(arn))["PipelineDefinition"])
+        listed = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=str(arn))["PipelineParameters"]
+    except (ClientError, ValueError, KeyError):
         return {}
-    return {p["Name"]: p["Value"] for p in listed}
+    values = {p.get("Name"): p.get("DefaultValue") for p in definition.get("Parameters") or []
+              if isinstance(p, dict)}
+    return {**values, **{p["Name"]: p["Value"] for p in listed}}
 
 
 def _registered_arn(step: dict) -> str:
