@@ -254,9 +254,10 @@ def test_a_processing_script_that_raises_fails_the_execution_and_runs_nothing_af
 def test_the_sdk_definition_is_stored_and_described(sdk_pipeline):
     sm = boto3.client("sagemaker")
     described = sm.describe_pipeline(PipelineName=sdk_pipeline["name"])
-    assert json.loads(described["PipelineDefinition"]) == sdk_pipeline["definition"]
+    stored = json.loads(described["PipelineDefinition"])
+    assert stored == sdk_pipeline["definition"]
     assert described["PipelineStatus"] == "Active"
-    types = [s["Type"] for s in sdk_pipeline["definition"]["Steps"]]
+    types = [s["Type"] for s in stored["Steps"]]
     assert types == ["Processing", "Training", "Processing", "Condition"]
 
 

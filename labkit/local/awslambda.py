@@ -48,7 +48,7 @@ from typing import Any
 
 from labkit.local import clock
 
-__all__ = ["invoke", "invoke_async"]
+__all__ = ["invoke_async"]
 
 _log = logging.getLogger("labkit.lambda")
 _code_dirs: dict[str, Path] = {}
@@ -303,6 +303,8 @@ def _execute(argv: list[str], env: dict, cwd: Path, timeout: float):
         pass
     process.wait()
     reader.join(5)
+    if not reader.is_alive():
+        process.stdout.close()  # the pipe, else it stays open until the Popen is garbage-collected
     return (b"".join(chunks).decode(errors="replace"), timed_out, process.returncode,
             (started - begun) * 1000, started)
 
@@ -339,7 +341,7 @@ def run(fn, event: Any, invoked_arn: str | None = None) -> tuple[bytes, str | No
                     result = {}
             memory = int(result.get("max_memory_mb") or 0)
         lines = [f"START RequestId: {request_id} Version: {fn.version}"]
-        lines += [line for line in output.splitlines()]
+        lines += output.splitlines()
         if timed_out:
             message = f"Task timed out after {timeout:.2f} seconds"
             lines.append(f"{clock.now():%Y-%m-%dT%H:%M:%S.%f}"[:-3] + f"Z {request_id} {message}")
@@ -446,11 +448,6 @@ def invoke_async(account: str, region: str, arn: str, payload: bytes,
     background(run, fn, _event_of(payload), arn)
 
 
-def invoke(account: str, region: str, arn: str, event: Any) -> tuple[bytes, str | None, str]:
-    """A synchronous invocation from another engine: (payload, function error, log text)."""
-    return run(_function(account, region, arn), event, arn)
-
-
 # --- install --------------------------------------------------------------------------------------
 _ORIGINAL: dict[str, Any] = {}
 
@@ -501,7 +498,6 @@ def install() -> None:
         _ORIGINAL.setdefault(name, getattr(LambdaBackend, name))
         setattr(LambdaBackend, name, replacement)
     LambdaFunction.invoke = _invoke
-    _ORIGINAL.setdefault("send_sns_message", LambdaBackend.send_sns_message)
     LambdaBackend.send_sns_message = _send_sns_message
     _ORIGINAL.setdefault("invoke_async", LambdaResponse.invoke_async)
     LambdaResponse.invoke_async = _response_invoke_async

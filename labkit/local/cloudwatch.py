@@ -323,7 +323,7 @@ def _alarm_metrics(alarm) -> list[dict]:
     return metrics
 
 
-def _put_state_change_event(alarm, previous: dict) -> None:
+def _put_state_change_event(alarm, previous: tuple) -> None:
     """EventBridge's "CloudWatch Alarm State Change" event (sent whether or not actions are on)."""
     from labkit.local.events import put_aws_event
 

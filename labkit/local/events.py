@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable
 from labkit.backend import LOCAL_ACCOUNT_ID
 from labkit.local import clock
 
-__all__ = ["put_aws_event", "register_target", "matches", "validate_pattern",
+__all__ = ["put_aws_event", "register_target", "matches", "validate_pattern", "sagemaker_event",
            "training_job_state_change", "endpoint_state_change"]
 
 _log = logging.getLogger("labkit.events")
@@ -97,11 +97,17 @@ def _epoch_millis(value: Any) -> Any:
     return value
 
 
-def _sagemaker_event(resource, detail_type: str, fields: tuple) -> None:
+def sagemaker_event(resource, detail_type: str, fields: tuple | None = None,
+                    extra: dict | None = None) -> None:
+    """A SageMaker state-change event for a moto resource: its description (only ``fields`` when
+    given) with times as epoch milliseconds and Tags as a map, in the account and region of its
+    ARN. Never raises: the event is a by-product of the API call."""
     try:
         response = resource.response_object
-        detail = {k: _epoch_millis(response[k]) for k in fields if response.get(k) not in (None, "")}
+        detail = {k: _epoch_millis(v) for k, v in response.items()
+                  if fields is None or (k in fields and v not in (None, ""))}
         detail["Tags"] = {t["Key"]: t["Value"] for t in getattr(resource, "tags", None) or []}
+        detail.update(extra or {})
         arn = resource.arn
         put_aws_event("aws.sagemaker", detail_type, detail, resources=[arn],
                       account=arn.split(":")[4], region=arn.split(":")[3])
@@ -111,12 +117,12 @@ def _sagemaker_event(resource, detail_type: str, fields: tuple) -> None:
 
 def training_job_state_change(job) -> None:
     """'SageMaker Training Job State Change' for a moto FakeTrainingJob (call after a status change)."""
-    _sagemaker_event(job, "SageMaker Training Job State Change", _TRAINING_FIELDS)
+    sagemaker_event(job, "SageMaker Training Job State Change", _TRAINING_FIELDS)
 
 
 def endpoint_state_change(endpoint) -> None:
     """'SageMaker Endpoint State Change' for a moto FakeEndpoint (call after a status change)."""
-    _sagemaker_event(endpoint, "SageMaker Endpoint State Change", _ENDPOINT_FIELDS)
+    sagemaker_event(endpoint, "SageMaker Endpoint State Change", _ENDPOINT_FIELDS)
 
 
 # --- event patterns -----------------------------------------------------------------------------

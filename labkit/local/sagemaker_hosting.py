@@ -408,10 +408,6 @@ class PipelinePredictor:
         return self.stages[-1].default_accept
 
     @property
-    def model_dir(self) -> str:
-        return self.stages[0].model_dir
-
-    @property
     def model_dirs(self) -> list[str]:
         return [stage.model_dir for stage in self.stages]
 

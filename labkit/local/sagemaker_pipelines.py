@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from labkit.local import clock
+from labkit.local import clock, events
 
 log = logging.getLogger("labkit.sagemaker_pipelines")
 
@@ -599,10 +599,6 @@ def run(execution: _Execution) -> None:
 
 
 def _put_status_event(execution: _Execution) -> None:
-    try:
-        from labkit.local import events
-    except ImportError:
-        return
     fake = execution.fake
     detail = {"pipelineExecutionDisplayName": fake.pipeline_execution_display_name,
               "currentPipelineExecutionStatus": execution.status,
@@ -611,27 +607,9 @@ def _put_status_event(execution: _Execution) -> None:
               "executionEndTime": _iso(_now()),  # ISO text, as this event carries them
               "pipelineExecutionDescription": fake.pipeline_execution_description,
               "pipelineArn": execution.pipeline.arn}
-    try:
-        events.put_aws_event("aws.sagemaker", "SageMaker Model Building Pipeline Execution Status Change",
-                             detail, resources=[execution.pipeline.arn, fake.arn],
-                             account=execution.account, region=execution.region)
-    except Exception:
-        log.exception("could not put the pipeline execution event for %s", fake.arn)
-
-
-def wait(arn: str, timeout: float | None = None) -> str | None:
-    """Block until an execution is terminal (tests and engines in this process); its status."""
-    execution = _executions.get(arn)
-    if execution is None:
-        return None
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with execution.lock:
-        while execution.status not in TERMINAL:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            execution.lock.wait(remaining if remaining is not None else 1.0)
-    return execution.status
+    events.put_aws_event("aws.sagemaker", "SageMaker Model Building Pipeline Execution Status Change",
+                         detail, resources=[execution.pipeline.arn, fake.arn],
+                         account=execution.account, region=execution.region)  # never raises
 
 
 # ---------------------------------------------------------------------------------------------
@@ -869,11 +847,6 @@ def _reset() -> None:
 def _register_event_target() -> None:
     """EventBridge rules whose target is a pipeline ARN start an execution with the target's
     SageMakerPipelineParameters."""
-    try:
-        from labkit.local import events
-    except ImportError:
-        return
-
     def handler(target: dict, _payload) -> None:
         from moto.sagemaker.models import sagemaker_backends
 

@@ -28,9 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from labkit.local import clock
 from labkit.local import sagemaker_training as training
@@ -43,13 +41,7 @@ IMAGE_REPOS = training.SKLEARN_REPOS | training.XGBOOST_REPOS
 _tls = threading.local()
 
 
-@dataclass
-class _Job:
-    run: training._Run
-    future: Any = None
-
-
-_jobs: dict[tuple[str, str, str], _Job] = {}
+_jobs: dict[tuple[str, str, str], training._Run] = {}
 _lock = threading.Lock()
 
 
@@ -88,10 +80,9 @@ def install() -> None:
         run = training._Run(job, self.account_id, self.region_name, environment=environment,
                             endpoint=getattr(_tls, "endpoint", None) or os.environ.get("AWS_ENDPOINT_URL"),
                             log_group=LOG_GROUP)
-        entry = _Job(run)
         with _lock:
-            _jobs[(self.account_id, self.region_name, name)] = entry
-        entry.future = background(execute, run)
+            _jobs[(self.account_id, self.region_name, name)] = run
+        background(execute, run)
         return job
 
     def response_create_processing_job(self):
@@ -121,23 +112,16 @@ def install() -> None:
 
 def _reset() -> None:
     with _lock:
-        jobs = list(_jobs.values())
+        runs = list(_jobs.values())
         _jobs.clear()
-    for entry in jobs:
-        entry.run.stop_requested = True
-        training._kill(entry.run)
+    for run in runs:
+        run.stop_requested = True
+        training._kill(run)
 
 
 def get_run(account: str, region: str, name: str) -> training._Run | None:
     with _lock:
-        entry = _jobs.get((account, region, name))
-    return entry.run if entry else None
-
-
-def wait(account: str, region: str, name: str, timeout: float | None = None) -> bool:
-    """Block until the job's run finished (for the pipelines engine and tests in this process)."""
-    run = get_run(account, region, name)
-    return True if run is None else run.done.wait(timeout)
+        return _jobs.get((account, region, name))
 
 
 def stop(backend, name: str) -> None:

@@ -16,31 +16,18 @@ ModelApprovalStatus, list filters and sorting). What it gets wrong or lacks, fix
 
 from __future__ import annotations
 
-import logging
 import threading
 
-log = logging.getLogger("labkit.sagemaker_registry")
+from labkit.local import events
 
-EVENT_SOURCE = "aws.sagemaker"
 DETAIL_TYPE = "SageMaker Model Package State Change"
 _lock = threading.Lock()
 _next_version: dict[tuple[str, str, str], int] = {}  # (account, region, group) -> next number
 
 
-def _put_event(backend, package, updated_fields: list[str] | None = None) -> None:
-    try:
-        from labkit.local import events
-    except ImportError:  # EventBridge engine not installed in this build
-        return
-    detail = events._epoch_millis(dict(package.gen_response_object()))  # AWS's event times
-    detail["Tags"] = {t["Key"]: t["Value"] for t in package.tags or []}
-    if updated_fields:
-        detail["UpdatedModelPackageFields"] = updated_fields
-    try:
-        events.put_aws_event(EVENT_SOURCE, DETAIL_TYPE, detail, resources=[package.arn],
-                             account=backend.account_id, region=backend.region_name)
-    except Exception:  # an event is a by-product: never fail the API call over it
-        log.exception("could not put the model package event for %s", package.arn)
+def _put_event(package, updated_fields: list[str] | None = None) -> None:
+    extra = {"UpdatedModelPackageFields": updated_fields} if updated_fields else None
+    events.sagemaker_event(package, DETAIL_TYPE, extra=extra)
 
 
 def resolve_package(backend, name_or_arn: str):
@@ -94,7 +81,7 @@ def install() -> None:
                 self.model_packages[arn] = package
                 self.model_package_name_mapping[arn] = arn
                 self.model_package_name_mapping[package.model_package_name] = arn
-        _put_event(self, package)
+        _put_event(package)
         return arn
 
     def update_model_package(self, model_package_arn, model_approval_status, approval_description,
@@ -115,7 +102,7 @@ def install() -> None:
                               customer_metadata_properties, customer_metadata_properties_to_remove,
                               additional_inference_specifications_to_add)
         if package.model_approval_status != before:
-            _put_event(self, package, ["ModelApprovalStatus"])
+            _put_event(package, ["ModelApprovalStatus"])
         return arn
 
     def delete_model_package(self, name_or_arn):

@@ -102,8 +102,6 @@ def after_import(module: str, hook: Callable[[], None]) -> None:
     """Call ``hook`` once ``module`` is imported (now, if it already is). For engines that patch a
     moto service whose import is costly and that most labs never call: moto imports a service's
     models on its first request, and the patch is in place before that request is served."""
-    import sys
-
     if module in sys.modules:
         hook()
         return
