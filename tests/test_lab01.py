@@ -149,7 +149,9 @@ def test_check_alarm_fired(aws):
     topic = make_topic(aws)
     make_alarm(aws, topic)
     cw.set_alarm_state(AlarmName=lab01.ALARM, StateValue="ALARM", StateReason="by hand")
-    fails(lab01.check_alarm_fired, aws, match="never crossed its threshold")
+    fails(lab01.check_alarm_fired, aws, match="never crossed its threshold on real metric data")
+    make_alarm(aws, topic, Threshold=1000.0)  # task 2 wrong: task 5 names that cause
+    fails(lab01.check_alarm_fired, aws, match=r"cannot as task 2 made it .*Threshold=1000")
     cw.delete_alarms(AlarmNames=[lab01.ALARM])
     labkit.cloudwatch.simulate_charges(aws, usd_per_day=0, charges=50.0)  # straight over the line
     make_alarm(aws, topic)
