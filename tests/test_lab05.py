@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import time
@@ -195,6 +196,20 @@ def test_curated_good_and_wrong(aws):
     fails(lab05.check_curated, aws, match="is not inside a month=MM/ folder")
     _write_curated(aws, fmt="csv")
     fails(lab05.check_curated, aws, match="is not Parquet")
+
+
+def test_curated_missing_names_task_2s_prefix(aws):
+    """Task 2's prefix without its slash leaves task 3 with nothing: the reason says task 2 is why."""
+    glue = aws.client("glue")
+    empty_prefix(aws, lab05.CURATED)
+    with contextlib.suppress(ClientError):
+        glue.delete_job(JobName=lab05.JOB)
+    command = {"Name": "pythonshell", "ScriptLocation": f"s3://{aws.bucket}/{lab05.SCRIPT_KEY}"}
+    glue.create_job(Name=lab05.JOB, Role=_role(aws), Command=command,
+                    DefaultArguments={"--curated_prefix": "curated"})
+    fails(lab05.check_curated, aws, match=r"task 2's job writes under --curated_prefix 'curated', not 'curated/'")
+    glue.delete_job(JobName=lab05.JOB)
+    fails(lab05.check_curated, aws, match=r"nothing under .* run the ETL job \(task 2\)")
 
 
 # --- task 4 -------------------------------------------------------------------------------------

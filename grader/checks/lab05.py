@@ -159,7 +159,15 @@ def check_curated(aws) -> None:
     expected = _expected()
     prefix = f"{CURATED}flights_weather/"
     keys = _parquet_objects(aws, prefix)
-    require(keys, f"nothing under s3://{aws.bucket}/{prefix}", "run the ETL job (task 2)")
+    if not keys:
+        try:
+            written = (aws.client("glue").get_job(JobName=JOB)["Job"].get("DefaultArguments") or {}).get(
+                "--curated_prefix")
+        except ClientError:
+            written = None
+        fail(f"nothing under s3://{aws.bucket}/{prefix}",
+             f"task 2's job writes under --curated_prefix {written!r}, not {CURATED!r}: fix task 2 and run it"
+             if written not in (None, CURATED) else "run the ETL job (task 2)")
     months = {}
     for key in keys:
         folder = key[len(prefix):].split("/")[0]
