@@ -196,3 +196,35 @@ def test_list_processing_jobs_filters_by_status_and_name(bucket):
     assert [j["ProcessingJobName"] for j in failed["ProcessingJobSummaries"]] == [f"proc-list-{tag}-bad"]
     both = sm.list_processing_jobs(NameContains=f"proc-list-{tag}")["ProcessingJobSummaries"]
     assert {j["ProcessingJobStatus"] for j in both} == {"Completed", "Failed"}
+
+
+PARQUET_SCRIPT = b'''
+import pandas as pd
+frame = pd.read_parquet("/opt/ml/processing/input/raw")  # a folder of Parquet parts, by its path
+frame.assign(km=frame["distance"] * 1.609).to_parquet("/opt/ml/processing/train/flights.parquet")
+print(f"converted {len(frame)} rows")
+'''
+
+
+def test_pandas_reads_and_writes_parquet_by_container_path(bucket):
+    """pd.read_parquet / to_parquet on /opt/ml paths, as in AWS's processing examples: pyarrow opens
+    files in native code, so the engine maps its paths too."""
+    import io
+
+    import pandas as pd
+
+    s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+    name = f"proc-parquet-{uuid.uuid4().hex[:6]}"
+    for part, distances in (("a", [100, 900]), ("b", [1500])):
+        buffer = io.BytesIO()
+        pd.DataFrame({"distance": distances}).to_parquet(buffer)
+        s3.put_object(Bucket=bucket, Key=f"parquet-in/{part}.parquet", Body=buffer.getvalue())
+    s3.put_object(Bucket=bucket, Key=f"code-{name}/preprocess.py", Body=PARQUET_SCRIPT)
+    job = request(bucket, name, raw="parquet-in")
+    job["ProcessingInputs"][1]["S3Input"]["S3Uri"] = f"s3://{bucket}/code-{name}/preprocess.py"
+    sm.create_processing_job(**job)
+    described = wait(sm, name)
+    assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
+    body = s3.get_object(Bucket=bucket, Key=f"out/{name}/train/flights.parquet")["Body"].read()
+    out = pd.read_parquet(io.BytesIO(body))
+    assert sorted(out["distance"]) == [100, 900, 1500] and round(out["km"].max(), 1) == 2413.5

@@ -6,12 +6,16 @@ scripts that read ``SM_*`` variables. The engine lays the container's tree out u
 root (``LABKIT_OPT_ML`` = that root's ``opt/ml``); this bootstrap rewrites every path that starts
 with ``/opt/ml`` at the file-system calls Python code goes through (``open``, ``os``, ``pathlib``,
 ``glob``, ``shutil``, pandas' CSV / JSON readers and writers, joblib) and then runs the script as
-``__main__``. Native code that opens files itself (pyarrow's Parquet reader) does not see the map.
+``__main__``. Native code opens files itself, so pyarrow's Parquet functions (which pandas'
+``read_parquet`` / ``to_parquet`` call) are wrapped too, once the script imports them. Other native
+readers do not see the map.
 """
 
 from __future__ import annotations
 
 import builtins
+import importlib.abc
+import importlib.util
 import io
 import linecache
 import os
@@ -66,9 +70,84 @@ def map_paths(root: str) -> None:
         setattr(os, name, wrap_two(getattr(os, name)))
 
 
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls ``hook(module)`` once ``name`` is imported: pyarrow is costly, and most scripts never
+    import it, so it is patched on its first import instead of imported here."""
+
+    def __init__(self, name: str, hook):
+        self.name, self.hook = name, hook
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            self.hook(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def map_parquet(root: str, parquet) -> None:
+    """pyarrow.parquet's path-taking functions, with ``/opt/ml`` paths mapped like ``open``'s."""
+    remap = _mapper(root)
+
+    def first(fn):
+        def wrapped(source, *args, **kwargs):
+            return fn(remap(source), *args, **kwargs)
+        return wrapped
+
+    def second(fn):
+        def wrapped(table, where, *args, **kwargs):
+            return fn(table, remap(where), *args, **kwargs)
+        return wrapped
+
+    for name in ("read_table", "read_metadata", "read_schema", "read_pandas"):
+        if hasattr(parquet, name):
+            setattr(parquet, name, first(getattr(parquet, name)))
+    for name in ("write_table", "write_to_dataset"):
+        if hasattr(parquet, name):
+            setattr(parquet, name, second(getattr(parquet, name)))
+
+    class ParquetFile(parquet.ParquetFile):
+        def __init__(self, source, *args, **kwargs):
+            super().__init__(remap(source), *args, **kwargs)
+
+    class ParquetWriter(parquet.ParquetWriter):
+        def __init__(self, where, *args, **kwargs):
+            super().__init__(remap(where), *args, **kwargs)
+
+    parquet.ParquetFile, parquet.ParquetWriter = ParquetFile, ParquetWriter
+
+
+def map_arrow_files(root: str, arrow) -> None:
+    """pyarrow's own file openers (pandas opens a Parquet file with ``pyarrow.OSFile``)."""
+    remap = _mapper(root)
+    native = arrow.OSFile
+
+    class OSFile(native):
+        def __new__(cls, path, *args, **kwargs):
+            return native.__new__(cls, remap(path), *args, **kwargs)
+
+    arrow.OSFile = OSFile
+    for name in ("memory_map", "create_memory_map", "input_stream", "output_stream"):
+        if hasattr(arrow, name):
+            fn = getattr(arrow, name)
+            setattr(arrow, name, (lambda fn: lambda source, *a, **k: fn(remap(source), *a, **k))(fn))
+
+
 def main(argv: list[str]) -> None:
     """Run the script as ``__main__`` under its container path (``__file__``, tracebacks)."""
-    map_paths(os.environ["LABKIT_OPT_ML"])
+    root = os.environ["LABKIT_OPT_ML"]
+    map_paths(root)
+    sys.meta_path[:0] = [_AfterImport("pyarrow", lambda module: map_arrow_files(root, module)),
+                         _AfterImport("pyarrow.parquet", lambda module: map_parquet(root, module))]
     script = argv[0]
     sys.argv = list(argv)
     with open(script, "rb") as source:  # mapped
