@@ -312,6 +312,11 @@ def autograde(root: Path, lab: str, *, jobs: int | None = None, students: list[s
     return ordered
 
 
+def fmt_points(value, missing: str = "-") -> str:
+    """Points as nbgrader shows them (2, 0.5), or ``missing`` for none (a cell never graded)."""
+    return missing if value is None else f"{value:g}"
+
+
 def fmt_score(result: dict) -> str:
     score, top = result.get("score"), result.get("max_score")
     return f"{score:g}/{top:g}" if score is not None and top is not None else "-"
@@ -338,7 +343,7 @@ def write_report(path: Path, results: list[dict]) -> None:
                               "max_score": r.get("max_score"), "status": r.get("status"),
                               "seconds": r.get("seconds"), "reasons": " | ".join(r.get("reasons", [])),
                               "notices": " | ".join(r.get("notices", [])),
-                              "cells": "; ".join(f"{name}={got:g}/{top:g}" for name, (got, top)
+                              "cells": "; ".join(f"{name}={fmt_points(got)}/{fmt_points(top)}" for name, (got, top)
                                                  in sorted(r.get("cells", {}).items())),
                               "timings": "; ".join(f"{k}={v:g}" for k, v in r.get("timings", {}).items())}
     with open(path, "w", newline="") as handle:

@@ -36,6 +36,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from grader.autograde import fmt_points
 from grader.course import labs
 from grader.selfcheck import scratch_course, stage_lab
 
@@ -222,15 +223,13 @@ def run_lab(root: Path, lab: str, *, jobs: int | None = None, scratch: Path | No
     return report
 
 
-def fmt(value) -> str:
-    return "-" if value is None else f"{value:g}"
 
 
 def render_row(row: dict) -> str:
     """One line: verdict, id, kind, per-cell expected→got where they differ (or the points lost)."""
-    diffs = [f"{name} {fmt(want)}→{fmt(row['got'].get(name))}" for name, want in row["expected"].items()
-             if row["got"].get(name) != want]
-    lost = [f"{name}={fmt(row['got'].get(name))}" for name in row["expected"]
+    diffs = [f"{name} {fmt_points(want)}→{fmt_points(row['got'].get(name))}"
+             for name, want in row["expected"].items() if row["got"].get(name) != want]
+    lost = [f"{name}={fmt_points(row['got'].get(name))}" for name in row["expected"]
             if row["got"].get(name) is not None and name in row.get("expect_cells", ())]
     scores = ("expected→got " + ", ".join(diffs)) if diffs else \
         ("as expected" + (f" ({', '.join(lost)})" if lost else " (full marks)"))

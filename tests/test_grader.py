@@ -258,8 +258,10 @@ def test_unknown_student_is_refused_and_report_updates_merge(tmp_path):
     report = tmp_path / "report.csv"
     write_report(report, [{"student": "alice", "score": 4.0, "max_score": 10.0, "status": "graded",
                            "reasons": ["x"]},
-                          {"student": "carol", "score": 10.0, "max_score": 10.0, "status": "graded"}])
+                          {"student": "carol", "score": 10.0, "max_score": 10.0, "status": "graded",
+                           "cells": {"task1": (None, 2.0), "task2": (0.5, 1.0)}}])  # task1 never graded
     write_report(report, [{"student": "alice", "score": 10.0, "max_score": 10.0, "status": "graded"}])
     with open(report) as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
     assert (rows["alice"]["score"], rows["alice"]["reasons"], rows["carol"]["score"]) == ("10.0", "", "10.0")
+    assert rows["carol"]["cells"] == "task1=-/2; task2=0.5/1"
